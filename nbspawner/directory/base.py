@@ -1,0 +1,223 @@
+"""The directory contract: one record type and one async method.
+
+A backend subclasses :class:`Directory` and implements :meth:`Directory.lookup`.
+It returns a :class:`UserRecord` with *typed* values (ints are ints) or raises
+
+- :class:`~nbspawner.errors.UserNotFound` when the directory does not know the user,
+- :class:`~nbspawner.errors.InvalidRecord` when an attribute is missing or malformed
+  (``"abc"`` for a uidNumber is a refusal, not a crash),
+- :class:`~nbspawner.errors.DirectoryError` when the directory cannot be asked
+  (down, timeout, TLS failure).
+
+Backends never decide policy (minimum uid, allowed home roots): that is
+:func:`nbspawner.policy.validate_record`'s job, applied to every record from every backend.
+Blocking client libraries (ldap3) must run off the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from traitlets.config import LoggingConfigurable
+
+from ..errors import InvalidRecord
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """Who a user is, as far as the pod is concerned."""
+
+    username: str
+    uid: int
+    gid: int
+    home: str
+    #: group names, used for access decisions (profiles, data shares) and /etc/group
+    groups: tuple[str, ...] = ()
+    #: numeric supplementary groups for the pod's ``supplementalGroups``
+    supplemental_gids: tuple[int, ...] = ()
+    #: (name, gid) of the posix groups whose names are known, primary group included if known;
+    #: written to the pod's /etc/group
+    posix_groups: tuple[tuple[str, int], ...] = ()
+    gecos: str = ""
+    shell: str = "/bin/bash"
+    #: which backend answered (e.g. ``"ldap"``), for logs and ``nbspawner lookup``
+    source: str = field(default="", compare=False)
+
+    def with_source(self, source: str) -> UserRecord:
+        return replace(self, source=source)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "uid": self.uid,
+            "gid": self.gid,
+            "home": self.home,
+            "groups": list(self.groups),
+            "supplemental_gids": list(self.supplemental_gids),
+            "posix_groups": [[n, g] for n, g in self.posix_groups],
+            "gecos": self.gecos,
+            "shell": self.shell,
+            "source": self.source,
+        }
+
+
+class Directory(LoggingConfigurable):
+    """Base class of directory backends.
+
+    Subclasses set :attr:`name` and implement :meth:`lookup`. Configuration is traitlets
+    (``c.LDAPDirectory.server_urls = [...]``), so everything is reachable from z2jh's
+    ``hub.config``. One instance is shared by all spawners of a hub (it may hold a
+    connection pool), so ``lookup`` must be safe to call concurrently.
+    """
+
+    #: short name used in logs, metrics and ``UserRecord.source``
+    name = "directory"
+
+    async def lookup(self, username: str, auth_state: Mapping[str, Any] | None = None) -> UserRecord:
+        """Return the record for ``username``.
+
+        ``auth_state`` is the authenticator's auth_state for this user (``None`` when auth state
+        is disabled or the user has none); claim-based backends read it, others ignore it.
+        """
+        raise NotImplementedError
+
+    async def check(self) -> str:
+        """Check connectivity for ``nbspawner check``; return a one-line description.
+
+        Raise :class:`~nbspawner.errors.DirectoryError` with an actionable message on failure.
+        """
+        return f"{self.name}: nothing to check"
+
+    async def close(self) -> None:
+        """Release connections. Called when the hub shuts down and in tests."""
+
+
+# ---------------------------------------------------------------------------
+# Helpers every backend uses to turn raw attribute values into typed fields.
+# They raise InvalidRecord naming the field and the *kind* of problem, never the value.
+# ---------------------------------------------------------------------------
+
+
+def _single(value: Any, field_name: str, source: str) -> Any:
+    """Unwrap single-element lists (LDAP and ldapauthenticator return lists)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise InvalidRecord(
+                f"{source}: attribute for {field_name} has {len(value)} values, expected exactly 1",
+                field=field_name,
+                kind="multi-valued" if value else "missing",
+                source=source,
+            )
+        value = value[0]
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRecord(
+                f"{source}: attribute for {field_name} is not valid UTF-8",
+                field=field_name,
+                kind="not utf-8",
+                source=source,
+            ) from None
+    return value
+
+
+def parse_int(value: Any, field_name: str, source: str) -> int:
+    """``"1234"``, ``1234``, ``["1234"]`` -> 1234; anything else is an InvalidRecord."""
+    if value is None:
+        raise InvalidRecord(
+            f"{source}: attribute for {field_name} is missing",
+            field=field_name,
+            kind="missing",
+            source=source,
+        )
+    value = _single(value, field_name, source)
+    if isinstance(value, bool):
+        kind = "boolean"
+    elif isinstance(value, int):
+        return value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and (text.isdigit() or (text[:1] == "-" and text[1:].isdigit())):
+            return int(text)
+        kind = "not an integer"
+    else:
+        kind = f"a {type(value).__name__}, not an integer"
+    raise InvalidRecord(
+        f"{source}: attribute for {field_name} is {kind}",
+        field=field_name,
+        kind=kind,
+        source=source,
+    )
+
+
+def parse_str(value: Any, field_name: str, source: str, *, required: bool = True) -> str:
+    if value is None or value == [] or value == "":
+        if required:
+            raise InvalidRecord(
+                f"{source}: attribute for {field_name} is missing",
+                field=field_name,
+                kind="missing",
+                source=source,
+            )
+        return ""
+    value = _single(value, field_name, source)
+    if not isinstance(value, str):
+        raise InvalidRecord(
+            f"{source}: attribute for {field_name} is a {type(value).__name__}, not a string",
+            field=field_name,
+            kind=f"a {type(value).__name__}",
+            source=source,
+        )
+    return value
+
+
+def parse_str_list(value: Any, field_name: str, source: str) -> tuple[str, ...]:
+    """A list of strings (or one string, or nothing) -> tuple of strings."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)):
+        value = [value]
+    if not isinstance(value, Iterable) or isinstance(value, Mapping):
+        raise InvalidRecord(
+            f"{source}: attribute for {field_name} is not a list",
+            field=field_name,
+            kind="not a list",
+            source=source,
+        )
+    return tuple(parse_str(v, field_name, source) for v in value)
+
+
+def parse_int_list(value: Any, field_name: str, source: str) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes, int)):
+        value = [value]
+    if not isinstance(value, Iterable) or isinstance(value, Mapping):
+        raise InvalidRecord(
+            f"{source}: attribute for {field_name} is not a list",
+            field=field_name,
+            kind="not a list",
+            source=source,
+        )
+    return tuple(parse_int([v], field_name, source) for v in value)
+
+
+def get_path(data: Mapping[str, Any] | None, path: str) -> Any:
+    """Read ``a.b.c`` from nested dicts; ``None`` when any step is missing.
+
+    A key that itself contains dots can be read by giving the exact key (tried first).
+    """
+    if data is None:
+        return None
+    if path in data:
+        return data[path]
+    current: Any = data
+    for part in path.split("."):
+        if isinstance(current, Mapping) and part in current:
+            current = current[part]
+        else:
+            return None
+    return current

@@ -1,0 +1,191 @@
+"""Identity policy: the checks every directory record passes before a pod is built.
+
+Refuse, never "clean up": a record that fails any rule is refused with an
+:class:`~nbspawner.errors.InvalidRecord` naming the field and the kind of problem.
+The same character rules are enforced a second time inside the passwd init script
+(``nbspawner/data/passwd-init.sh``), so the two must stay in sync; the tests check both.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .directory.base import UserRecord
+from .errors import InvalidRecord
+
+#: user and group names that can appear in a passwd/group line
+NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_.-]{0,31}\Z")
+#: absolute paths for home and shell: a conservative character set, no empty/dot segments
+PATH_RE = re.compile(r"\A/[A-Za-z0-9_./-]*\Z")
+#: the GECOS (full name) field
+GECOS_RE = re.compile(r"\A[A-Za-z0-9_. '-]{0,64}\Z")
+
+#: the largest uid/gid Linux accepts (2**32 - 1 is the "invalid" id, -1)
+MAX_ID = 2**32 - 2
+RESERVED_NAMES = frozenset({"root"})
+
+
+def check_name(value: str, field_name: str, source: str = "") -> str:
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise InvalidRecord(
+            f"{source or 'record'}: {field_name} is not a valid POSIX name "
+            "(allowed: a letter or _ then up to 31 of A-Z a-z 0-9 _ . -)",
+            field=field_name,
+            kind="not a valid name",
+            source=source,
+        )
+    if value in RESERVED_NAMES:
+        raise InvalidRecord(
+            f"{source or 'record'}: {field_name} is the reserved name 'root'",
+            field=field_name,
+            kind="reserved name",
+            source=source,
+        )
+    return value
+
+
+def check_path(value: str, field_name: str, source: str = "") -> str:
+    """An absolute, already-normalised path: no ``//``, ``.`` or ``..`` segments, safe characters."""
+    ok = isinstance(value, str) and bool(PATH_RE.match(value))
+    if ok:
+        segments = value.split("/")[1:]
+        # "/" alone is allowed (segments == [""]); otherwise no empty, "." or ".." segment
+        if value != "/" and any(s in ("", ".", "..") for s in segments):
+            ok = False
+    if not ok:
+        raise InvalidRecord(
+            f"{source or 'record'}: {field_name} is not a normalised absolute path "
+            "(allowed: /, A-Z a-z 0-9 _ . -, no empty, '.' or '..' segments)",
+            field=field_name,
+            kind="not a normalised absolute path",
+            source=source,
+        )
+    return value
+
+
+def path_is_under(path: str, root: str) -> bool:
+    """True when normalised ``path`` equals ``root`` or lies below it."""
+    root = posixpath.normpath(root)
+    if root == "/":
+        return True
+    return path == root or path.startswith(root + "/")
+
+
+@dataclass(frozen=True)
+class IdentityPolicy:
+    """What a record must satisfy. Built from NBSpawner's traits."""
+
+    min_uid: int = 1000
+    max_uid: int = MAX_ID
+    min_gid: int = 1
+    allow_uid_zero: bool = False
+    allow_gid_zero: bool = False
+    #: home must lie under one of these (empty: any normalised absolute path)
+    home_roots: tuple[str, ...] = field(default_factory=tuple)
+
+
+def validate_record(record: UserRecord, policy: IdentityPolicy, username: str | None = None) -> UserRecord:
+    """Return ``record`` unchanged if it passes ``policy``; raise InvalidRecord otherwise.
+
+    ``username`` is the hub's name for the user: the record must be for that user.
+    """
+    src = record.source or "directory"
+    if username is not None and record.username != username:
+        raise InvalidRecord(
+            f"{src}: record username does not match the hub user",
+            field="username",
+            kind="mismatch",
+            source=src,
+        )
+    check_name(record.username, "username", src)
+
+    for field_name, value, min_value, allow_zero in (
+        ("uid", record.uid, policy.min_uid, policy.allow_uid_zero),
+        ("gid", record.gid, policy.min_gid, policy.allow_gid_zero),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidRecord(
+                f"{src}: {field_name} is not an integer", field=field_name, kind="not an integer", source=src
+            )
+        if value == 0 and allow_zero:
+            continue
+        if value == 0:
+            raise InvalidRecord(
+                f"{src}: {field_name} is 0 (root), which is refused",
+                field=field_name,
+                kind="root id",
+                source=src,
+                reason="root_id",
+            )
+        if value < min_value or value > policy.max_uid:
+            raise InvalidRecord(
+                f"{src}: {field_name} is outside the allowed range {min_value}..{policy.max_uid} "
+                f"(NBSpawner.min_{field_name})",
+                field=field_name,
+                kind="out of range",
+                source=src,
+                reason="id_out_of_range",
+            )
+
+    for gid in record.supplemental_gids:
+        if not isinstance(gid, int) or isinstance(gid, bool) or gid < 0 or gid > MAX_ID:
+            raise InvalidRecord(
+                f"{src}: a supplemental gid is out of range",
+                field="supplemental_gids",
+                kind="out of range",
+                source=src,
+            )
+        if gid == 0 and not policy.allow_gid_zero:
+            raise InvalidRecord(
+                f"{src}: supplemental gid 0 (root group) is refused",
+                field="supplemental_gids",
+                kind="root id",
+                source=src,
+                reason="root_id",
+            )
+    for name in record.groups:
+        if not isinstance(name, str) or not name or len(name) > 256 or any(c in name for c in "\n\r\x00"):
+            raise InvalidRecord(
+                f"{src}: a group name is empty, too long or contains control characters",
+                field="groups",
+                kind="bad group name",
+                source=src,
+            )
+    for name, gid in record.posix_groups:
+        check_name(name, "posix_groups", src)
+        if not isinstance(gid, int) or isinstance(gid, bool) or gid < 0 or gid > MAX_ID or (
+            gid == 0 and not policy.allow_gid_zero
+        ):
+            raise InvalidRecord(
+                f"{src}: a posix group gid is out of range",
+                field="posix_groups",
+                kind="out of range",
+                source=src,
+            )
+
+    check_path(record.home, "home", src)
+    check_path(record.shell, "shell", src)
+    if not isinstance(record.gecos, str) or not GECOS_RE.match(record.gecos):
+        raise InvalidRecord(
+            f"{src}: gecos contains characters outside A-Z a-z 0-9 _ . space ' - or is over 64 long",
+            field="gecos",
+            kind="unsafe characters",
+            source=src,
+        )
+    if policy.home_roots and not any(path_is_under(record.home, r) for r in policy.home_roots):
+        raise InvalidRecord(
+            f"{src}: home is outside the allowed roots (NBSpawner.home_roots)",
+            field="home",
+            kind="outside allowed roots",
+            source=src,
+            reason="home_outside_roots",
+        )
+    return record
+
+
+def validate_all(records: Sequence[UserRecord], policy: IdentityPolicy) -> None:
+    for r in records:
+        validate_record(r, policy)
