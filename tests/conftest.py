@@ -9,9 +9,12 @@ REPO = Path(__file__).resolve().parent.parent
 #: z2jh reference data (values.schema.yaml, values.yaml, hub-image-requirements.txt)
 Z2JH_DIR = Path(os.environ.get("NBSPAWNER_Z2JH_DIR", REPO.parent / "shared" / "z2jh"))
 
-pytest_plugins = [
-    "tests.fixtures.slapd",
-]
+# every module in tests/fixtures/ is a fixture plugin (slapd, control plane, JupyterHub, ...)
+pytest_plugins = sorted(
+    f"tests.fixtures.{p.stem}"
+    for p in (Path(__file__).parent / "fixtures").glob("*.py")
+    if p.stem != "__init__"
+)
 
 
 @pytest.fixture(scope="session")
