@@ -51,3 +51,58 @@ def restricted_container_security_context(uid: int, gid: int, *, read_only_root:
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+
+
+def notebook_container(pod: dict[str, Any]) -> dict[str, Any]:
+    """The notebook container of a kubespawner pod dict (named ``notebook``, else the first)."""
+    containers = pod["spec"]["containers"]
+    for c in containers:
+        if c.get("name") == "notebook":
+            return c
+    return containers[0]
+
+
+def apply_to_pod(pod: dict[str, Any], patch: PodPatch) -> list[str]:
+    """Apply ``patch`` to a pod manifest dict in place.
+
+    Returns a list of human-readable notes about things the patch replaced (for the admin log),
+    e.g. a z2jh home mount at the same mountPath. Our mounts win over existing ones at the same
+    path, because two mounts at one path are an API error and ours carry the user's identity.
+    """
+    notes: list[str] = []
+    spec = pod["spec"]
+    volumes = spec.setdefault("volumes", [])
+    names = {v["name"] for v in volumes}
+    for v in patch.volumes:
+        if v["name"] in names:
+            volumes[:] = [x for x in volumes if x["name"] != v["name"]]
+            notes.append(f"replaced volume {v['name']!r}")
+        volumes.append(v)
+        names.add(v["name"])
+
+    if patch.init_containers:
+        spec.setdefault("initContainers", []).extend(patch.init_containers)
+
+    nb = notebook_container(pod)
+    mounts = nb.setdefault("volumeMounts", [])
+    for m in patch.volume_mounts:
+        clash = [x for x in mounts if x["mountPath"] == m["mountPath"]]
+        if clash:
+            mounts[:] = [x for x in mounts if x["mountPath"] != m["mountPath"]]
+            notes.append(f"replaced the mount at {m['mountPath']} (volume {clash[0]['name']!r})")
+        mounts.append(m)
+
+    if patch.env:
+        env = [e for e in nb.get("env", []) if e.get("name") not in patch.env]
+        env.extend({"name": k, "value": v} for k, v in patch.env.items())
+        nb["env"] = env
+    if patch.working_dir is not None:
+        nb["workingDir"] = patch.working_dir
+
+    # drop volumes nothing mounts any more (e.g. a replaced z2jh home volume)
+    used = {m["name"] for c in spec["containers"] + spec.get("initContainers", []) for m in c.get("volumeMounts", [])}
+    before = len(volumes)
+    volumes[:] = [v for v in volumes if v["name"] in used]
+    if len(volumes) != before:
+        notes.append(f"removed {before - len(volumes)} unused volume(s)")
+    return notes

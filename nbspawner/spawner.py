@@ -1,0 +1,323 @@
+"""NBSpawner: KubeSpawner plus the user's identity, catalog profiles, storage and passwd entry.
+
+This module is glue only. The work is done by pure modules (``policy``, ``profiles``,
+``storage``, ``passwd``, ``security``) and the directory backends; this class wires them
+into the two places kubespawner supports for subclasses:
+
+- :meth:`NBSpawner.load_user_options` (async, once per spawn): resolve the user in the
+  directory, check the user's choice against the profiles *they* may use, let kubespawner
+  apply the profile, then pin uid/gid/groups so no profile or override can change them.
+- :meth:`NBSpawner.get_pod_manifest`: add the home and data mounts and the passwd init
+  container to the pod kubespawner built, harden it to Pod Security "restricted", and
+  refuse a pod that still fails the restricted checks.
+
+The z2jh chart sets ``KubeSpawner.profile_list = []`` and ``KubeSpawner.uid = 1000``; config
+on the parent class beats defaults of a subclass, so the catalog is installed in ``__init__``
+(only when the admin has not set a profile list) and uid/gid are set at spawn time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from jupyterhub.traitlets import EntryPointType
+from kubespawner import KubeSpawner
+from tornado import web
+from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, default
+
+from . import metrics
+from .directory.base import Directory, UserRecord
+from .directory.cache import CachedDirectory
+from .errors import ConfigError, DirectoryError, ForbiddenChoice, NBSpawnerError, UserNotFound
+from .k8s import dict_to_model, model_to_dict
+from .podpatch import PodPatch, apply_to_pod
+from .policy import IdentityPolicy, validate_record
+
+try:  # JupyterHub >= 6.0
+    from jupyterhub.spawner import SpawnException as _SpawnException
+except ImportError:  # JupyterHub 5.x
+    _SpawnException = None
+
+
+def user_facing_error(err: NBSpawnerError) -> web.HTTPError:
+    """The exception the hub shows the user: a short sentence, no internals.
+
+    JupyterHub 6 has ``SpawnException`` (status, reason label, user message); on 5.x a
+    ``tornado.web.HTTPError`` carrying ``jupyterhub_message`` gives the same page.
+    """
+    if _SpawnException is not None:
+        exc = _SpawnException(
+            err.user_message, reason=err.reason, log_message=err.user_message, status_code=err.status
+        )
+    else:
+        exc = web.HTTPError(err.status, err.user_message, reason=err.reason)
+    exc.jupyterhub_message = err.user_message
+    return exc
+
+
+# One directory (and its cache and connection pool) per hub, shared by every spawner.
+# Keyed by the directory class and its configuration, so tests with other config get their own.
+_SHARED_DIRECTORIES: dict[str, CachedDirectory] = {}
+
+
+def _config_key(cls: type, config: Mapping[str, Any], extra: Mapping[str, Any]) -> str:
+    section = {}
+    for klass in cls.mro():
+        name = klass.__name__
+        if name in config:
+            section[name] = config[name]
+    blob = json.dumps([cls.__module__, cls.__qualname__, section, extra], sort_keys=True, default=repr)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class NBSpawner(KubeSpawner):
+    """KubeSpawner that runs each user's pod with their directory identity."""
+
+    # ------------------------------------------------------------------ directory
+    directory_class = EntryPointType(
+        default_value="static",
+        klass=Directory,
+        entry_point_group="nbspawner.directories",
+        config=True,
+        help="""Where users' uid, gid, groups and home come from.
+
+        An entry point name (``static``, ``ldap``, ``oidc``, ``ldapauth``, ``http``, ``chain``)
+        or a class. Each backend has its own settings, e.g. ``c.LDAPDirectory.server_urls``.
+        """,
+    )
+    directory_cache_ttl = Float(
+        300.0, config=True, help="Seconds a resolved user record is reused before asking again."
+    )
+    directory_negative_cache_ttl = Float(
+        30.0, config=True, help="Seconds a 'user not found' answer is remembered."
+    )
+    directory_cache_size = Int(
+        10000, config=True, help="Most user records kept in the cache (least recently used go)."
+    )
+    fallback_identity = Dict(
+        config=True,
+        help="""An identity to use when the directory does not know the user.
+
+        Off (empty) by default: a user who cannot be resolved gets no pod, because a guessed
+        uid on a shared NFS export reads someone else's files. Set e.g.
+        ``{"uid": 1000, "gid": 100, "home": "/home/jovyan"}`` only for sites without shared
+        storage. Never used when the directory is *down* (that always fails closed).
+        """,
+    )
+
+    # ------------------------------------------------------------------ policy
+    min_uid = Int(1000, config=True, help="Smallest uid a user's pod may run as.")
+    min_gid = Int(1, config=True, help="Smallest primary gid accepted (0 needs allow_gid_zero).")
+    allow_gid_zero = Bool(
+        False,
+        config=True,
+        help="Accept gid 0 as a primary or supplemental group. uid 0 is never accepted.",
+    )
+    home_roots = List(
+        Unicode(),
+        config=True,
+        help="""Directory home paths must lie under one of these (e.g. ``["/home", "/export/home"]``).
+
+        Empty: any normalised absolute path is accepted.
+        """,
+    )
+    access_groups_from = Enum(
+        ["directory", "hub", "both"],
+        default_value="both",
+        config=True,
+        help="""Which group names decide the profiles and data shares a user may use:
+        the directory record's groups, the user's JupyterHub groups, or both (their union).""",
+    )
+    default_supplemental_gids = List(
+        Int(),
+        default_value=[100],
+        config=True,
+        help="""Supplemental gids every pod gets besides the user's own groups.
+
+        100 (``users``) keeps the conda environment of jupyter/docker-stacks images usable under a
+        directory uid (it is group-owned by ``users``).""",
+    )
+    keep_fs_gid = Bool(
+        False,
+        config=True,
+        help="""Keep KubeSpawner.fs_gid (z2jh sets 100). Off by default: with ``fsGroup`` the kubelet
+        may recursively change the group of a mounted home, which must stay owned as on the file server.""",
+    )
+
+    # ------------------------------------------------------------------ hooks
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._nb_record: UserRecord | None = None
+        self._nb_events: list[dict[str, Any]] = []
+        self._nb_identity_done: asyncio.Event | None = None
+
+    @property
+    def identity_policy(self) -> IdentityPolicy:
+        return IdentityPolicy(
+            min_uid=self.min_uid,
+            min_gid=self.min_gid,
+            allow_gid_zero=self.allow_gid_zero,
+            home_roots=tuple(self.home_roots),
+        )
+
+    # -------------------------------------------------------------- directory glue
+    def shared_directory(self) -> CachedDirectory:
+        """The hub-wide cached directory for this configuration (created on first use)."""
+        extra = {
+            "ttl": self.directory_cache_ttl,
+            "negative_ttl": self.directory_negative_cache_ttl,
+            "size": self.directory_cache_size,
+        }
+        key = _config_key(self.directory_class, self.config, extra)
+        cached = _SHARED_DIRECTORIES.get(key)
+        if cached is None:
+            backend = self.directory_class(parent=self, log=self.log)
+            cached = CachedDirectory(
+                backend,
+                ttl=self.directory_cache_ttl,
+                negative_ttl=self.directory_negative_cache_ttl,
+                max_size=self.directory_cache_size,
+            )
+            _SHARED_DIRECTORIES[key] = cached
+        return cached
+
+    async def _auth_state(self) -> Mapping[str, Any] | None:
+        get = getattr(self.user, "get_auth_state", None)
+        if get is None:
+            return None
+        return await get()
+
+    def _refuse(self, err: NBSpawnerError) -> web.HTTPError:
+        metrics.REFUSALS.labels(reason=err.reason).inc()
+        self.log.warning("Refusing to spawn %s: %s", self._log_name, err.log_message)
+        return user_facing_error(err)
+
+    async def resolve_identity(self) -> UserRecord:
+        """Look the user up (through the cache) and validate the record against the policy.
+
+        Raises the user-facing error on any failure: no pod is ever built with a guessed uid.
+        """
+        if self._nb_record is not None:
+            return self._nb_record
+        username = self.user.name
+        directory = self.shared_directory()
+        try:
+            try:
+                record = await directory.lookup(username, await self._auth_state())
+            except UserNotFound:
+                if not self.fallback_identity:
+                    raise
+                record = self._fallback_record(username)
+                self.log.warning(
+                    "%s is not in the directory; using NBSpawner.fallback_identity", username
+                )
+            record = validate_record(record, self.identity_policy, username=username)
+        except NBSpawnerError as err:
+            raise self._refuse(err) from None
+        self._nb_record = record
+        return record
+
+    def _fallback_record(self, username: str) -> UserRecord:
+        fb = dict(self.fallback_identity)
+        unknown = set(fb) - {"uid", "gid", "home", "groups", "supplemental_gids", "gecos", "shell"}
+        if unknown or not {"uid", "gid", "home"} <= set(fb):
+            raise ConfigError(
+                "NBSpawner.fallback_identity needs uid, gid and home and nothing else "
+                f"(unknown keys: {sorted(unknown)})"
+            )
+        home = str(fb["home"]).replace("{username}", username)
+        return UserRecord(
+            username=username,
+            uid=int(fb["uid"]),
+            gid=int(fb["gid"]),
+            home=home,
+            groups=tuple(fb.get("groups", ())),
+            supplemental_gids=tuple(int(g) for g in fb.get("supplemental_gids", ())),
+            gecos=str(fb.get("gecos", "")),
+            shell=str(fb.get("shell", "/bin/bash")),
+            source="fallback",
+        )
+
+    def access_groups(self, record: UserRecord) -> frozenset[str]:
+        groups: set[str] = set()
+        if self.access_groups_from in ("directory", "both"):
+            groups.update(record.groups)
+        if self.access_groups_from in ("hub", "both"):
+            groups.update(g.name for g in getattr(self.user, "groups", ()) or ())
+        return frozenset(groups)
+
+    # -------------------------------------------------------------- progress
+    def _progress(self, message: str, progress: int) -> None:
+        self._nb_events.append({"progress": progress, "message": message})
+
+    async def progress(self):
+        """Our own steps (directory lookup, checks) first, then kubespawner's pod events."""
+        sent = 0
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            while sent < len(self._nb_events):
+                yield self._nb_events[sent]
+                sent += 1
+            done = self._nb_identity_done
+            start_future = getattr(self, "_start_future", None)
+            if (done is not None and done.is_set()) or (start_future is not None and start_future.done()):
+                break
+            await asyncio.sleep(0.2)
+        while sent < len(self._nb_events):
+            yield self._nb_events[sent]
+            sent += 1
+        async for event in super().progress():
+            yield event
+
+    # -------------------------------------------------------------- spawn
+    async def load_user_options(self) -> None:
+        self._nb_record = None
+        self._nb_events = []
+        self._nb_identity_done = asyncio.Event()
+        try:
+            self._progress("Looking you up in the directory...", 5)
+            record = await self.resolve_identity()
+            self._progress(f"Found {record.username} in the directory (uid {record.uid})", 10)
+            await self.check_user_options(record)
+            await super().load_user_options()
+            self.apply_identity(record)
+        finally:
+            self._nb_identity_done.set()
+
+    async def check_user_options(self, record: UserRecord) -> None:
+        """Refuse choices the user may not make (hook for the catalog; no-op without one)."""
+
+    def apply_identity(self, record: UserRecord) -> None:
+        """Pin uid/gid/groups *after* kubespawner applied the profile: overrides can't change them."""
+        self.uid = record.uid
+        self.gid = record.gid
+        gids: list[int] = []
+        for g in (*record.supplemental_gids, *self.default_supplemental_gids):
+            if g not in gids and g != record.gid:
+                gids.append(g)
+        self.supplemental_gids = gids
+        if not self.keep_fs_gid:
+            self.fs_gid = None
+        self.run_privileged = False
+        self.allow_privilege_escalation = False
+
+    async def get_pod_manifest(self):
+        pod = await super().get_pod_manifest()
+        record = await self.resolve_identity()
+        pod_dict = model_to_dict(pod)
+        patch = self.build_pod_patch(record)
+        for note in apply_to_pod(pod_dict, patch):
+            self.log.info("nbspawner pod %s: %s", self.pod_name, note)
+        return dict_to_model(pod_dict, "V1Pod")
+
+    def build_pod_patch(self, record: UserRecord) -> PodPatch:
+        """Everything nbspawner adds to the pod for this user."""
+        return PodPatch()
+
+
+__all__ = ["NBSpawner", "user_facing_error", "DirectoryError", "ForbiddenChoice"]
