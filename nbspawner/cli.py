@@ -1,0 +1,326 @@
+"""``nbspawner``: the admin command line.
+
+Every command works from the hub's own configuration (``--config``: a ``jupyterhub_config.py``
+or a zero-to-jupyterhub ``config.yaml``) and runs the same code the hub runs. ``render`` and
+``preview`` are dry runs: they build the pod manifest without contacting a Kubernetes cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from importlib import resources
+from types import SimpleNamespace
+from typing import Any
+
+import yaml
+
+from ._version import __version__
+from .errors import NBSpawnerError
+from .hubconfig import HubConfig, load_hub_config
+
+EXAMPLE_MOUNT_DIR = "/usr/local/etc/nbspawner"
+
+
+def example_file(name: str) -> str:
+    return str(resources.files("nbspawner") / "examples" / name)
+
+
+def example_config() -> HubConfig:
+    """The bundled example: a z2jh config.yaml whose extraFiles are the bundled catalog and directory."""
+    file_map = {
+        f"{EXAMPLE_MOUNT_DIR}/catalog.yaml": example_file("catalog.yaml"),
+        f"{EXAMPLE_MOUNT_DIR}/directory.yaml": example_file("directory.yaml"),
+    }
+    return load_hub_config(example_file("config.yaml"), file_map)
+
+
+@contextlib.contextmanager
+def offline_kubeconfig() -> Iterator[None]:
+    """kubespawner loads a kube config in its constructor. For dry runs outside a cluster, point it
+    at a throwaway config whose server is never contacted (nothing here makes an API call)."""
+    if os.environ.get("KUBECONFIG") or os.environ.get("KUBERNETES_SERVICE_HOST"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="nbspawner-dry-run-") as tmp:
+        path = os.path.join(tmp, "kubeconfig")
+        with open(path, "w") as f:
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "dry-run", "cluster": {"server": "https://127.0.0.1:9"}}],
+                    "users": [{"name": "dry-run", "user": {"token": "dry-run"}}],
+                    "contexts": [{"name": "dry-run", "context": {"cluster": "dry-run", "user": "dry-run"}}],
+                    "current-context": "dry-run",
+                },
+                f,
+            )
+        os.environ["KUBECONFIG"] = path
+        try:
+            yield
+        finally:
+            os.environ.pop("KUBECONFIG", None)
+
+
+class CLIUser(SimpleNamespace):
+    """The minimum of a JupyterHub ``User`` a spawner needs for a dry run."""
+
+    async def get_auth_state(self) -> Any:
+        return self.auth_state
+
+
+def make_spawner(hub: HubConfig, username: str, *, groups: Sequence[str] = (), auth_state: Any = None,
+                 user_options: dict[str, Any] | None = None):
+    """An NBSpawner configured exactly as the hub would configure it, for one user."""
+    from .spawner import NBSpawner
+
+    user = CLIUser(
+        name=username,
+        id=1,
+        url=f"/user/{username}/",
+        groups=[SimpleNamespace(name=g) for g in groups],
+        auth_state=auth_state,
+    )
+    hub_obj = SimpleNamespace(
+        public_host="", url="http://hub:8081/hub/", base_url="/hub/", api_url="http://hub:8081/hub/api"
+    )
+    spawner = NBSpawner(config=hub.config, user=user, hub=hub_obj)
+    spawner.user_options = dict(user_options or {})
+    return spawner
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if getattr(args, "profile", None):
+        options["profile"] = args.profile
+    for item in getattr(args, "option", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--option expects KEY=VALUE, got {item!r}")
+        options[key] = value
+    return options
+
+
+async def _lookup(hub: HubConfig, username: str) -> dict[str, Any]:
+    with offline_kubeconfig():
+        spawner = make_spawner(hub, username)
+        record = await spawner.resolve_identity()
+        return record.as_dict()
+
+
+async def _profiles(hub: HubConfig, username: str) -> list[dict[str, Any]]:
+    with offline_kubeconfig():
+        spawner = make_spawner(hub, username)
+        await spawner.resolve_identity()
+        return await spawner.user_profile_list()
+
+
+async def _render(hub: HubConfig, username: str, options: dict[str, Any]) -> dict[str, Any]:
+    from .k8s import model_to_dict
+
+    with offline_kubeconfig():
+        spawner = make_spawner(hub, username, user_options=options)
+        spawner.dry_run = True
+        await spawner.load_user_options()
+        pod = await spawner.get_pod_manifest()
+        return {
+            "record": spawner._nb_record.as_dict() if spawner._nb_record else None,
+            "pod": model_to_dict(pod),
+            "secrets": [s for s in spawner.pending_secrets],
+        }
+
+
+def _summarise_profiles(profiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for p in profiles:
+        entry: dict[str, Any] = {"slug": p.get("slug"), "display_name": p.get("display_name")}
+        if p.get("default"):
+            entry["default"] = True
+        for name, option in (p.get("profile_options") or {}).items():
+            entry.setdefault("options", {})[name] = list((option.get("choices") or {}).keys())
+        out.append(entry)
+    return out
+
+
+def _dump(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=100)
+
+
+def _print_notes(hub: HubConfig) -> None:
+    for note in hub.notes:
+        print(f"# note: {note}", file=sys.stderr)
+
+
+def _file_map(args: argparse.Namespace) -> dict[str, str]:
+    out = {}
+    for item in getattr(args, "file", None) or []:
+        mount, sep, local = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--file expects MOUNTPATH=LOCALPATH, got {item!r}")
+        out[mount] = local
+    return out
+
+
+def _hub(args: argparse.Namespace) -> HubConfig:
+    if args.config:
+        hub = load_hub_config(args.config, _file_map(args))
+    else:
+        hub = example_config()
+        print(f"# using the bundled example configuration ({example_file('config.yaml')})", file=sys.stderr)
+    _print_notes(hub)
+    return hub
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    hub = _hub(args)
+    username = args.user
+    profiles = asyncio.run(_profiles(hub, username))
+    rendered = asyncio.run(_render(hub, username, _options(args)))
+    print(f"# nbspawner {__version__} preview for user {username!r}: what the hub would create")
+    print("# --- who the user is (from the directory) ---")
+    print(_dump({"user": rendered["record"]}), end="")
+    print("# --- the profiles this user may pick ---")
+    print(_dump({"profiles": _summarise_profiles(profiles)}), end="")
+    if rendered["secrets"]:
+        print("# --- Secrets created before the pod ---")
+        for s in rendered["secrets"]:
+            print("---")
+            print(_dump(s), end="")
+    print("# --- the pod (dry run: nothing was sent to a cluster) ---")
+    print("---")
+    print(_dump(rendered["pod"]), end="")
+    return 0
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    hub = _hub(args)
+    record = asyncio.run(_lookup(hub, args.user))
+    print(_dump(record), end="")
+    return 0
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    hub = _hub(args)
+    profiles = asyncio.run(_profiles(hub, args.user))
+    print(_dump(_summarise_profiles(profiles) if not args.full else profiles), end="")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    hub = _hub(args)
+    rendered = asyncio.run(_render(hub, args.user, _options(args)))
+    for s in rendered["secrets"]:
+        print(_dump(s) + "---")
+    print(_dump(rendered["pod"]), end="")
+    return 0
+
+
+def cmd_catalog_check(args: argparse.Namespace) -> int:
+    from .catalog import check_file
+
+    ok, text = check_file(args.file)
+    print(text)
+    return 0 if ok else 1
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .checks import run_checks
+
+    hub = _hub(args)
+    ok, lines = asyncio.run(run_checks(hub))
+    for line in lines:
+        print(line)
+    return 0 if ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nbspawner",
+        description="Admin tools for nbspawner, the JupyterHub KubeSpawner for directory identities. "
+        "Without --config, commands use the bundled example (a static directory with users "
+        "alice, bob and carol, and the example image catalog).",
+    )
+    parser.add_argument("--version", action="version", version=f"nbspawner {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--config", "-c", metavar="FILE",
+            help="the hub's jupyterhub_config.py or the z2jh config.yaml (default: bundled example)",
+        )
+        p.add_argument(
+            "--file", action="append", metavar="MOUNTPATH=LOCALPATH",
+            help="a hub file given with `helm --set-file` (e.g. the catalog): where it is locally",
+        )
+
+    def add_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--profile", "-p", help="the profile slug the user picks (default: their default)")
+        p.add_argument(
+            "--option", "-o", action="append", metavar="KEY=VALUE",
+            help="a profile option choice, as the spawn form sends it (e.g. "
+            "profile-option-jupyter-scipy--size=medium)",
+        )
+
+    p = sub.add_parser("preview", help="what a user gets: their identity, profiles and exact pod")
+    p.add_argument("user", nargs="?", default="alice", help="username (default: alice)")
+    add_config(p)
+    add_options(p)
+    p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("lookup", help="resolve USER in the directory (which backend answered)")
+    p.add_argument("user")
+    add_config(p)
+    p.set_defaults(func=cmd_lookup)
+
+    p = sub.add_parser("profiles", help="the profiles USER would see")
+    p.add_argument("user")
+    p.add_argument("--full", action="store_true", help="print the whole kubespawner profile_list")
+    add_config(p)
+    p.set_defaults(func=cmd_profiles)
+
+    p = sub.add_parser("render", help="the exact pod manifest for USER as YAML (dry run)")
+    p.add_argument("user")
+    add_config(p)
+    add_options(p)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("check", help="check configuration, catalog and directory connectivity")
+    add_config(p)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("catalog", help="image catalog tools")
+    csub = p.add_subparsers(dest="catalog_command", metavar="SUBCOMMAND")
+    c = csub.add_parser("check", help="validate a catalog file and print every problem")
+    c.add_argument("file")
+    c.set_defaults(func=cmd_catalog_check)
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except NBSpawnerError as err:
+        print(f"nbspawner: {err.log_message}", file=sys.stderr)
+        for location, message in getattr(err, "problems", []):
+            print(f"  {location}: {message}", file=sys.stderr)
+        return 1
+    except Exception as err:  # the hub's user-facing errors (HTTPError) end up here too
+        message = getattr(err, "jupyterhub_message", None) or getattr(err, "log_message", None) or str(err)
+        print(f"nbspawner: {type(err).__name__}: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

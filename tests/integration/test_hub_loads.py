@@ -1,0 +1,59 @@
+"""A real JupyterHub process loads NBSpawner the way z2jh configures it."""
+
+import textwrap
+
+import pytest
+import yaml
+
+from nbspawner.cli import example_file
+
+pytestmark = pytest.mark.integration
+
+
+def write_dry_kubeconfig(tmp_path):
+    # kubespawner loads a kube config in its constructor; this one is never contacted because
+    # the spawn below is refused (by nbspawner's directory check) before any API call.
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:9"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    return path
+
+
+def test_hub_loads_nbspawner_with_z2jh_settings(tmp_path):
+    from tests.fixtures.hub import run_hub
+
+    config = textwrap.dedent(
+        f"""
+        # what the z2jh chart's jupyterhub_config.py always sets
+        c.KubeSpawner.profile_list = []
+        c.KubeSpawner.uid = 1000
+        c.KubeSpawner.fs_gid = 100
+        # what an admin writes under hub.config
+        c.JupyterHub.spawner_class = "nbspawner"
+        c.NBSpawner.directory_class = "static"
+        c.StaticDirectory.path = {example_file("directory.yaml")!r}
+        c.JupyterHub.authenticator_class = "dummy"
+        c.Authenticator.allow_all = True
+        """
+    )
+    env = {"KUBECONFIG": str(write_dry_kubeconfig(tmp_path))}
+    with run_hub(tmp_path, config, env=env) as hub:
+        assert "Using Spawner: nbspawner.spawner.NBSpawner" in hub.log()
+        # a user the directory does not know: refused by NBSpawner (fail closed), readable message
+        assert hub.api("POST", "/users", json={"usernames": ["mallory"]}).status_code == 201
+        r = hub.api("POST", "/users/mallory/server")
+        assert r.status_code == 403, r.text
+        assert "not found in the user directory" in r.json()["message"]
+        assert "Refusing to spawn mallory: static: no user 'mallory'" in hub.log() or (
+            "Refusing to spawn mallory" in hub.log()
+        )

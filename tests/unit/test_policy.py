@@ -1,0 +1,111 @@
+"""Identity policy: every record is validated before a pod is built; refusals name the field."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nbspawner.directory.base import UserRecord
+from nbspawner.errors import InvalidRecord
+from nbspawner.policy import NAME_RE, IdentityPolicy, check_path, validate_record
+
+GOOD = UserRecord(
+    username="alice", uid=2001, gid=3001, home="/export/home/alice",
+    groups=("physics",), supplemental_gids=(3003,), posix_groups=(("physics", 3001),),
+    gecos="Alice Liddell", shell="/bin/bash", source="static",
+)
+POLICY = IdentityPolicy(home_roots=("/export/home",))
+
+
+def with_(**changes):
+    from dataclasses import replace
+
+    return replace(GOOD, **changes)
+
+
+def test_good_record_passes_unchanged():
+    assert validate_record(GOOD, POLICY, username="alice") is GOOD
+
+
+@pytest.mark.parametrize(
+    "changes, field, kind",
+    [
+        ({"uid": 0}, "uid", "root id"),
+        ({"gid": 0}, "gid", "root id"),
+        ({"uid": 999}, "uid", "out of range"),
+        ({"uid": 2**32 - 1}, "uid", "out of range"),
+        ({"uid": -5}, "uid", "out of range"),
+        ({"uid": True}, "uid", "not an integer"),
+        ({"uid": "2001"}, "uid", "not an integer"),
+        ({"supplemental_gids": (0,)}, "supplemental_gids", "root id"),
+        ({"supplemental_gids": (2**40,)}, "supplemental_gids", "out of range"),
+        ({"username": "root"}, "username", "reserved name"),
+        ({"username": "al:ice"}, "username", "not a valid name"),
+        ({"username": "alice\n"}, "username", "not a valid name"),
+        ({"username": "1alice"}, "username", "not a valid name"),
+        ({"username": "a" * 33}, "username", "not a valid name"),
+        ({"home": "relative/home"}, "home", "not a normalised absolute path"),
+        ({"home": "/export/home/../../etc"}, "home", "not a normalised absolute path"),
+        ({"home": "/export/home/./alice"}, "home", "not a normalised absolute path"),
+        ({"home": "/export//home/alice"}, "home", "not a normalised absolute path"),
+        ({"home": "/export/home/alice/"}, "home", "not a normalised absolute path"),
+        ({"home": "/export/home/al ice"}, "home", "not a normalised absolute path"),
+        ({"home": "/etc/evil"}, "home", "outside allowed roots"),
+        ({"home": "/export/homework/alice"}, "home", "outside allowed roots"),
+        ({"shell": "/bin/sh;rm"}, "shell", "not a normalised absolute path"),
+        ({"gecos": "Alice:0:0"}, "gecos", "unsafe characters"),
+        ({"gecos": "Alice\nroot::0:0::/:/bin/sh"}, "gecos", "unsafe characters"),
+        ({"groups": ("ok", "bad\nname")}, "groups", "bad group name"),
+        ({"posix_groups": (("ph:ysics", 3001),)}, "posix_groups", "not a valid name"),
+    ],
+)
+def test_refusals_name_field_and_kind(changes, field, kind):
+    with pytest.raises(InvalidRecord) as info:
+        validate_record(with_(**changes), POLICY, username=changes.get("username", "alice"))
+    assert info.value.field == field
+    assert info.value.kind == kind
+    # the admin message never repeats the (possibly hostile) value itself
+    for value in changes.values():
+        if isinstance(value, str) and len(value) > 3:
+            assert value not in info.value.log_message
+
+
+def test_username_must_match_hub_user():
+    with pytest.raises(InvalidRecord) as info:
+        validate_record(GOOD, POLICY, username="bob")
+    assert info.value.field == "username" and info.value.kind == "mismatch"
+
+
+def test_gid_zero_only_when_allowed():
+    rec = with_(gid=0, supplemental_gids=(0,))
+    with pytest.raises(InvalidRecord):
+        validate_record(rec, POLICY)
+    assert validate_record(rec, IdentityPolicy(allow_gid_zero=True, home_roots=("/export/home",)))
+
+
+def test_min_uid_configurable():
+    rec = with_(uid=500)
+    with pytest.raises(InvalidRecord):
+        validate_record(rec, POLICY)
+    assert validate_record(rec, IdentityPolicy(min_uid=500))
+
+
+def test_no_roots_means_any_normalised_path():
+    assert validate_record(with_(home="/srv/x"), IdentityPolicy())
+
+
+@given(st.text(max_size=40))
+def test_accepted_names_are_passwd_safe(name):
+    if NAME_RE.match(name):
+        assert not any(c in name for c in ":\n\r\x00/ ,")
+
+
+@given(st.text(alphabet="/.a-\x00\n:", max_size=20))
+def test_accepted_paths_have_no_dot_segments(path):
+    try:
+        check_path(path, "home")
+    except InvalidRecord:
+        return
+    segs = path.split("/")[1:]
+    assert path.startswith("/")
+    assert path == "/" or all(s not in ("", ".", "..") for s in segs)
+    assert not any(c in path for c in "\x00\n:")
