@@ -37,6 +37,7 @@ from .errors import ConfigError, DirectoryError, ForbiddenChoice, NBSpawnerError
 from .k8s import dict_to_model, model_to_dict
 from .podpatch import PodPatch, apply_to_pod
 from .policy import IdentityPolicy, validate_record
+from .storage import StorageConfig, build_storage, check_pod_conflicts
 
 try:  # JupyterHub >= 6.0
     from jupyterhub.spawner import SpawnException as _SpawnException
@@ -147,6 +148,40 @@ class NBSpawner(KubeSpawner):
         config=True,
         help="""Keep KubeSpawner.fs_gid (z2jh sets 100). Off by default: with ``fsGroup`` the kubelet
         may recursively change the group of a mounted home, which must stay owned as on the file server.""",
+    )
+
+    # ------------------------------------------------------------------ storage
+    home_volume = Dict(
+        config=True,
+        help="""Where users' homes come from: ``{"type": "pvc" | "nfs" | "hostPath" | "none", ...}``.
+
+        ``pvc``: ``claim_name``, ``export_roots``, optional ``sub_path`` (default
+        ``{home_relative}``: the record's home relative to its export root). ``nfs``: ``server``,
+        ``export_roots``, optional ``path``. ``hostPath``: ``export_roots``, optional ``path``.
+        Empty or ``none``: nbspawner mounts no home (leave it to z2jh's ``singleuser.storage``).
+        Only ``pvc`` passes Pod Security "restricted". See the NFS homes guide.""",
+    )
+    home_mount_path = Unicode(
+        "/home/{username}",
+        config=True,
+        help="""Where the home appears in the pod (``{username}`` is the directory username).
+        ``/home/jovyan`` suits images that expect jovyan (docker-stacks, Kubeflow). HOME, the
+        working directory and the passwd entry all agree with it.""",
+    )
+    data_shares = List(
+        Dict(),
+        config=True,
+        help="""Data mounts: each ``{"name", "type": "pvc" | "nfs" | "hostPath", "mount_path",
+        "claim_name"/"server"/"path"/"sub_path", "read_only" (default true), "allowed_groups"}``.
+        Templates may use ``{username}``, ``{uid}``, ``{gid}`` and ``{group}`` (one mount per
+        allowed group of the user).""",
+    )
+    seed_home_from = Unicode(
+        "/tmp_home/jovyan",
+        config=True,
+        help="""A skeleton directory in the image copied into the home when the home is empty
+        (as the user, never overwriting). Kubeflow images keep one in /tmp_home/jovyan. Empty
+        string: no seeding.""",
     )
 
     # ------------------------------------------------------------------ hooks
@@ -310,14 +345,38 @@ class NBSpawner(KubeSpawner):
         pod = await super().get_pod_manifest()
         record = await self.resolve_identity()
         pod_dict = model_to_dict(pod)
-        patch = self.build_pod_patch(record)
+        try:
+            patch = self.build_pod_patch(record, pod_dict)
+        except NBSpawnerError as err:
+            raise self._refuse(err) from None
         for note in apply_to_pod(pod_dict, patch):
             self.log.info("nbspawner pod %s: %s", self.pod_name, note)
         return dict_to_model(pod_dict, "V1Pod")
 
-    def build_pod_patch(self, record: UserRecord) -> PodPatch:
-        """Everything nbspawner adds to the pod for this user."""
-        return PodPatch()
+    @property
+    def storage_config(self) -> StorageConfig:
+        """The storage settings, validated (ConfigError names the setting)."""
+        return StorageConfig.from_config(
+            home_volume=self.home_volume or None,
+            home_mount_path=self.home_mount_path,
+            data_shares=self.data_shares,
+            seed_home_from=self.seed_home_from,
+        )
+
+    def build_pod_patch(self, record: UserRecord, pod: dict[str, Any]) -> PodPatch:
+        """Everything nbspawner adds to the pod for this user (refuses on unsafe paths)."""
+        groups = self.access_groups(record)
+        plan = build_storage(
+            self.storage_config,
+            record,
+            image=self.image,
+            image_pull_policy=self.image_pull_policy,
+            access_groups=groups,
+        )
+        check_pod_conflicts(pod, plan.patch)
+        for line in plan.summary:
+            self.log.debug("nbspawner storage for %s: %s", self._log_name, line)
+        return plan.patch
 
 
 __all__ = ["NBSpawner", "user_facing_error", "DirectoryError", "ForbiddenChoice"]
