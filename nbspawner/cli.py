@@ -56,16 +56,23 @@ def offline_kubeconfig() -> Iterator[None]:
                     "kind": "Config",
                     "clusters": [{"name": "dry-run", "cluster": {"server": "https://127.0.0.1:9"}}],
                     "users": [{"name": "dry-run", "user": {"token": "dry-run"}}],
-                    "contexts": [{"name": "dry-run", "context": {"cluster": "dry-run", "user": "dry-run"}}],
+                    "contexts": [
+                        {"name": "dry-run", "context": {"cluster": "dry-run", "user": "dry-run"}}
+                    ],
                     "current-context": "dry-run",
                 },
                 f,
             )
-        os.environ["KUBECONFIG"] = path
+        # kubernetes_asyncio reads $KUBECONFIG once, at import time
+        from kubernetes_asyncio.config import kube_config
+
+        saved = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
+        os.environ["KUBECONFIG"] = kube_config.KUBE_CONFIG_DEFAULT_LOCATION = path
         try:
             yield
         finally:
             os.environ.pop("KUBECONFIG", None)
+            kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved
 
 
 class CLIUser(SimpleNamespace):
@@ -75,8 +82,14 @@ class CLIUser(SimpleNamespace):
         return self.auth_state
 
 
-def make_spawner(hub: HubConfig, username: str, *, groups: Sequence[str] = (), auth_state: Any = None,
-                 user_options: dict[str, Any] | None = None):
+def make_spawner(
+    hub: HubConfig,
+    username: str,
+    *,
+    groups: Sequence[str] = (),
+    auth_state: Any = None,
+    user_options: dict[str, Any] | None = None,
+):
     """An NBSpawner configured exactly as the hub would configure it, for one user."""
     from .spawner import NBSpawner
 
@@ -88,7 +101,10 @@ def make_spawner(hub: HubConfig, username: str, *, groups: Sequence[str] = (), a
         auth_state=auth_state,
     )
     hub_obj = SimpleNamespace(
-        public_host="", url="http://hub:8081/hub/", base_url="/hub/", api_url="http://hub:8081/hub/api"
+        public_host="",
+        url="http://hub:8081/hub/",
+        base_url="/hub/",
+        api_url="http://hub:8081/hub/api",
     )
     spawner = NBSpawner(config=hub.config, user=user, hub=hub_obj)
     spawner.user_options = dict(user_options or {})
@@ -148,8 +164,21 @@ def _summarise_profiles(profiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+class _Dumper(yaml.SafeDumper):
+    """YAML with multi-line strings (the init scripts) in readable block style."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
 def _dump(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=100)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
 
 
 def _print_notes(hub: HubConfig) -> None:
@@ -172,7 +201,10 @@ def _hub(args: argparse.Namespace) -> HubConfig:
         hub = load_hub_config(args.config, _file_map(args))
     else:
         hub = example_config()
-        print(f"# using the bundled example configuration ({example_file('config.yaml')})", file=sys.stderr)
+        print(
+            f"# using the bundled example configuration ({example_file('config.yaml')})",
+            file=sys.stderr,
+        )
     _print_notes(hub)
     return hub
 
@@ -251,18 +283,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add_config(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--config", "-c", metavar="FILE",
+            "--config",
+            "-c",
+            metavar="FILE",
             help="the hub's jupyterhub_config.py or the z2jh config.yaml (default: bundled example)",
         )
         p.add_argument(
-            "--file", action="append", metavar="MOUNTPATH=LOCALPATH",
+            "--file",
+            action="append",
+            metavar="MOUNTPATH=LOCALPATH",
             help="a hub file given with `helm --set-file` (e.g. the catalog): where it is locally",
         )
 
     def add_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--profile", "-p", help="the profile slug the user picks (default: their default)")
         p.add_argument(
-            "--option", "-o", action="append", metavar="KEY=VALUE",
+            "--profile", "-p", help="the profile slug the user picks (default: their default)"
+        )
+        p.add_argument(
+            "--option",
+            "-o",
+            action="append",
+            metavar="KEY=VALUE",
             help="a profile option choice, as the spawn form sends it (e.g. "
             "profile-option-jupyter-scipy--size=medium)",
         )
@@ -317,7 +358,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {location}: {message}", file=sys.stderr)
         return 1
     except Exception as err:  # the hub's user-facing errors (HTTPError) end up here too
-        message = getattr(err, "jupyterhub_message", None) or getattr(err, "log_message", None) or str(err)
+        message = (
+            getattr(err, "jupyterhub_message", None)
+            or getattr(err, "log_message", None)
+            or str(err)
+        )
         print(f"nbspawner: {type(err).__name__}: {message}", file=sys.stderr)
         return 1
 

@@ -109,12 +109,15 @@ def z2jh_singleuser_config(values: dict[str, Any]) -> dict[str, Any]:
     if stype == "dynamic":
         ks["storage_pvc_ensure"] = True
         volumes.insert(
-            0, {"name": "volume-{user_server}", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}
+            0,
+            {"name": "volume-{user_server}", "persistentVolumeClaim": {"claimName": "{pvc_name}"}},
         )
         mounts.insert(0, {"name": "volume-{user_server}", "mountPath": home})
     elif stype == "static":
         static = storage.get("static") or {}
-        volumes.insert(0, {"name": "home", "persistentVolumeClaim": {"claimName": static.get("pvcName")}})
+        volumes.insert(
+            0, {"name": "home", "persistentVolumeClaim": {"claimName": static.get("pvcName")}}
+        )
         mounts.insert(
             0, {"name": "home", "mountPath": home, "subPath": static.get("subPath", "{username}")}
         )
@@ -129,7 +132,15 @@ def z2jh_singleuser_config(values: dict[str, Any]) -> dict[str, Any]:
             {
                 "name": "block-cloud-metadata",
                 "image": "quay.io/jupyterhub/k8s-network-tools",
-                "command": ["iptables", "-A", "OUTPUT", "-d", cloud.get("ip", "169.254.169.254"), "-j", "DROP"],
+                "command": [
+                    "iptables",
+                    "-A",
+                    "OUTPUT",
+                    "-d",
+                    cloud.get("ip", "169.254.169.254"),
+                    "-j",
+                    "DROP",
+                ],
                 "securityContext": {
                     "privileged": True,
                     "runAsUser": 0,
@@ -140,7 +151,9 @@ def z2jh_singleuser_config(values: dict[str, Any]) -> dict[str, Any]:
     return ks
 
 
-def load_z2jh_values(path: str | os.PathLike[str], file_map: dict[str, str] | None = None) -> HubConfig:
+def load_z2jh_values(
+    path: str | os.PathLike[str], file_map: dict[str, str] | None = None
+) -> HubConfig:
     with open(path) as f:
         values = yaml.safe_load(f) or {}
     if not isinstance(values, dict):
@@ -167,7 +180,9 @@ def load_z2jh_values(path: str | os.PathLike[str], file_map: dict[str, str] | No
     return HubConfig(cfg, str(path), notes, files)
 
 
-def load_hub_config(path: str | os.PathLike[str], file_map: dict[str, str] | None = None) -> HubConfig:
+def load_hub_config(
+    path: str | os.PathLike[str], file_map: dict[str, str] | None = None
+) -> HubConfig:
     """Load a ``jupyterhub_config.py`` or a z2jh ``config.yaml``."""
     p = Path(path)
     if not p.exists():

@@ -40,7 +40,9 @@ class PodPatch:
 
 
 #: securityContext for every container nbspawner adds or edits: Pod Security "restricted"
-def restricted_container_security_context(uid: int, gid: int, *, read_only_root: bool) -> dict[str, Any]:
+def restricted_container_security_context(
+    uid: int, gid: int, *, read_only_root: bool
+) -> dict[str, Any]:
     return {
         "runAsUser": uid,
         "runAsGroup": gid,
@@ -100,7 +102,11 @@ def apply_to_pod(pod: dict[str, Any], patch: PodPatch) -> list[str]:
         nb["workingDir"] = patch.working_dir
 
     # drop volumes nothing mounts any more (e.g. a replaced z2jh home volume)
-    used = {m["name"] for c in spec["containers"] + spec.get("initContainers", []) for m in c.get("volumeMounts", [])}
+    used = {
+        m["name"]
+        for c in spec["containers"] + spec.get("initContainers", [])
+        for m in c.get("volumeMounts", [])
+    }
     before = len(volumes)
     volumes[:] = [v for v in volumes if v["name"] in used]
     if len(volumes) != before:

@@ -87,7 +87,9 @@ class IdentityPolicy:
     home_roots: tuple[str, ...] = field(default_factory=tuple)
 
 
-def validate_record(record: UserRecord, policy: IdentityPolicy, username: str | None = None) -> UserRecord:
+def validate_record(
+    record: UserRecord, policy: IdentityPolicy, username: str | None = None
+) -> UserRecord:
     """Return ``record`` unchanged if it passes ``policy``; raise InvalidRecord otherwise.
 
     ``username`` is the hub's name for the user: the record must be for that user.
@@ -108,7 +110,10 @@ def validate_record(record: UserRecord, policy: IdentityPolicy, username: str | 
     ):
         if not isinstance(value, int) or isinstance(value, bool):
             raise InvalidRecord(
-                f"{src}: {field_name} is not an integer", field=field_name, kind="not an integer", source=src
+                f"{src}: {field_name} is not an integer",
+                field=field_name,
+                kind="not an integer",
+                source=src,
             )
         if value == 0 and allow_zero:
             continue
@@ -147,7 +152,12 @@ def validate_record(record: UserRecord, policy: IdentityPolicy, username: str | 
                 reason="root_id",
             )
     for name in record.groups:
-        if not isinstance(name, str) or not name or len(name) > 256 or any(c in name for c in "\n\r\x00"):
+        if (
+            not isinstance(name, str)
+            or not name
+            or len(name) > 256
+            or any(c in name for c in "\n\r\x00")
+        ):
             raise InvalidRecord(
                 f"{src}: a group name is empty, too long or contains control characters",
                 field="groups",
@@ -156,8 +166,12 @@ def validate_record(record: UserRecord, policy: IdentityPolicy, username: str | 
             )
     for name, gid in record.posix_groups:
         check_name(name, "posix_groups", src)
-        if not isinstance(gid, int) or isinstance(gid, bool) or gid < 0 or gid > MAX_ID or (
-            gid == 0 and not policy.allow_gid_zero
+        if (
+            not isinstance(gid, int)
+            or isinstance(gid, bool)
+            or gid < 0
+            or gid > MAX_ID
+            or (gid == 0 and not policy.allow_gid_zero)
         ):
             raise InvalidRecord(
                 f"{src}: a posix group gid is out of range",
@@ -168,12 +182,12 @@ def validate_record(record: UserRecord, policy: IdentityPolicy, username: str | 
 
     check_path(record.home, "home", src)
     check_path(record.shell, "shell", src)
-    if not isinstance(record.gecos, str) or not GECOS_RE.match(record.gecos):
+    # GECOS is cosmetic (no lookup or permission depends on it): a full name outside GECOS_RE
+    # (an accent, a comma) is *omitted* from the passwd line by nbspawner.passwd rather than
+    # refusing the user. It is only required to be a string here.
+    if not isinstance(record.gecos, str):
         raise InvalidRecord(
-            f"{src}: gecos contains characters outside A-Z a-z 0-9 _ . space ' - or is over 64 long",
-            field="gecos",
-            kind="unsafe characters",
-            source=src,
+            f"{src}: gecos is not a string", field="gecos", kind="not a string", source=src
         )
     if policy.home_roots and not any(path_is_under(record.home, r) for r in policy.home_roots):
         raise InvalidRecord(

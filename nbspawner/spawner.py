@@ -26,14 +26,23 @@ from collections.abc import Mapping
 from typing import Any
 
 from jupyterhub.traitlets import EntryPointType
+from jupyterhub.utils import maybe_future
+from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
-from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, default
+from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode
 
-from . import metrics
+from . import metrics, passwd, security
 from .directory.base import Directory, UserRecord
 from .directory.cache import CachedDirectory
-from .errors import ConfigError, DirectoryError, ForbiddenChoice, NBSpawnerError, UserNotFound
+from .errors import (
+    ConfigError,
+    DirectoryError,
+    ForbiddenChoice,
+    NBSpawnerError,
+    UnsafePod,
+    UserNotFound,
+)
 from .k8s import dict_to_model, model_to_dict
 from .podpatch import PodPatch, apply_to_pod
 from .policy import IdentityPolicy, validate_record
@@ -53,7 +62,10 @@ def user_facing_error(err: NBSpawnerError) -> web.HTTPError:
     """
     if _SpawnException is not None:
         exc = _SpawnException(
-            err.user_message, reason=err.reason, log_message=err.user_message, status_code=err.status
+            err.user_message,
+            reason=err.reason,
+            log_message=err.user_message,
+            status_code=err.status,
         )
     else:
         exc = web.HTTPError(err.status, err.user_message, reason=err.reason)
@@ -72,7 +84,9 @@ def _config_key(cls: type, config: Mapping[str, Any], extra: Mapping[str, Any]) 
         name = klass.__name__
         if name in config:
             section[name] = config[name]
-    blob = json.dumps([cls.__module__, cls.__qualname__, section, extra], sort_keys=True, default=repr)
+    blob = json.dumps(
+        [cls.__module__, cls.__qualname__, section, extra], sort_keys=True, default=repr
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -81,7 +95,7 @@ class NBSpawner(KubeSpawner):
 
     # ------------------------------------------------------------------ directory
     directory_class = EntryPointType(
-        default_value="static",
+        default_value="nbspawner.directory.static.StaticDirectory",
         klass=Directory,
         entry_point_group="nbspawner.directories",
         config=True,
@@ -134,14 +148,14 @@ class NBSpawner(KubeSpawner):
         help="""Which group names decide the profiles and data shares a user may use:
         the directory record's groups, the user's JupyterHub groups, or both (their union).""",
     )
-    default_supplemental_gids = List(
-        Int(),
-        default_value=[100],
+    default_groups = Dict(
+        {"users": 100},
         config=True,
-        help="""Supplemental gids every pod gets besides the user's own groups.
+        help="""Groups (name: gid) every pod gets besides the user's own, as supplementary gids
+        and named in the pod's /etc/group.
 
-        100 (``users``) keeps the conda environment of jupyter/docker-stacks images usable under a
-        directory uid (it is group-owned by ``users``).""",
+        ``users`` (100) keeps the conda environment of jupyter/docker-stacks images usable under
+        a directory uid (it is group-owned and group-writable by ``users``).""",
     )
     keep_fs_gid = Bool(
         False,
@@ -184,12 +198,47 @@ class NBSpawner(KubeSpawner):
         string: no seeding.""",
     )
 
+    # ------------------------------------------------------------------ passwd + pod security
+    passwd_hook = Enum(
+        ["init-container", "secret", "off"],
+        default_value="init-container",
+        config=True,
+        help="""How the user's passwd/group entry gets into the pod ("I have no name!" fix).
+
+        ``init-container``: the notebook image itself, as the user, writes the files into an
+        in-memory volume mounted read-only over /etc/passwd and /etc/group. ``secret``: the hub
+        renders them into a per-pod Secret (for images without /bin/sh; the catalog can also
+        ask for this per image). ``off``: nothing (not recommended).""",
+    )
+    passwd_shell = Unicode(
+        "/bin/bash",
+        config=True,
+        help="Login shell written to the passwd entry. Empty: keep the directory's loginShell.",
+    )
+    pod_security_level = Enum(
+        ["restricted", "baseline", "privileged"],
+        default_value="restricted",
+        config=True,
+        help="""The Pod Security Standard nbspawner checks every pod against before creating it.
+
+        ``restricted`` (default) matches a namespace labelled
+        ``pod-security.kubernetes.io/enforce: restricted``. ``baseline`` additionally allows
+        inline ``nfs`` volumes, ``privileged`` also ``hostPath`` volumes (for nodes that mount
+        homes themselves). Root, privilege escalation and added capabilities are refused at
+        every level.""",
+    )
+
     # ------------------------------------------------------------------ hooks
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._nb_record: UserRecord | None = None
         self._nb_events: list[dict[str, Any]] = []
         self._nb_identity_done: asyncio.Event | None = None
+        self._nb_image_needs: Any = None
+        #: Secrets to create before the pod (passwd "secret" mode); filled by get_pod_manifest
+        self.pending_secrets: list[dict[str, Any]] = []
+        #: a dry run (``nbspawner render``): build manifests, create nothing
+        self.dry_run = False
 
     @property
     def identity_policy(self) -> IdentityPolicy:
@@ -286,6 +335,13 @@ class NBSpawner(KubeSpawner):
             groups.update(g.name for g in getattr(self.user, "groups", ()) or ())
         return frozenset(groups)
 
+    async def user_profile_list(self) -> list[dict[str, Any]]:
+        """The profiles this user may pick, initialised as kubespawner initialises them."""
+        profile_list = self.profile_list
+        if callable(profile_list):
+            profile_list = await maybe_future(profile_list(self))
+        return self._get_initialized_profile_list(self._sorted_dict_values(profile_list))
+
     # -------------------------------------------------------------- progress
     def _progress(self, message: str, progress: int) -> None:
         self._nb_events.append({"progress": progress, "message": message})
@@ -300,7 +356,9 @@ class NBSpawner(KubeSpawner):
                 sent += 1
             done = self._nb_identity_done
             start_future = getattr(self, "_start_future", None)
-            if (done is not None and done.is_set()) or (start_future is not None and start_future.done()):
+            if (done is not None and done.is_set()) or (
+                start_future is not None and start_future.done()
+            ):
                 break
             await asyncio.sleep(0.2)
         while sent < len(self._nb_events):
@@ -331,15 +389,24 @@ class NBSpawner(KubeSpawner):
         """Pin uid/gid/groups *after* kubespawner applied the profile: overrides can't change them."""
         self.uid = record.uid
         self.gid = record.gid
-        gids: list[int] = []
-        for g in (*record.supplemental_gids, *self.default_supplemental_gids):
-            if g not in gids and g != record.gid:
-                gids.append(g)
-        self.supplemental_gids = gids
+        self.supplemental_gids = passwd.supplemental_gids(
+            record, self.passwd_config, self._nb_image_needs
+        )
         if not self.keep_fs_gid:
             self.fs_gid = None
         self.run_privileged = False
         self.allow_privilege_escalation = False
+
+    @property
+    def passwd_config(self) -> passwd.PasswdHookConfig:
+        return passwd.PasswdHookConfig(
+            enabled=self.passwd_hook != "off",
+            mode="secret" if self.passwd_hook == "secret" else "init-container",
+            shell=self.passwd_shell or None,
+            default_groups=tuple((str(n), int(g)) for n, g in self.default_groups.items()),
+            allow_gid_zero=self.allow_gid_zero,
+            image_pull_policy=self.image_pull_policy,
+        )
 
     async def get_pod_manifest(self):
         pod = await super().get_pod_manifest()
@@ -347,11 +414,66 @@ class NBSpawner(KubeSpawner):
         pod_dict = model_to_dict(pod)
         try:
             patch = self.build_pod_patch(record, pod_dict)
+            for note in apply_to_pod(pod_dict, patch):
+                self.log.info("nbspawner pod %s: %s", self.pod_name, note)
+            pod_dict = self.secure_pod(record, pod_dict)
         except NBSpawnerError as err:
             raise self._refuse(err) from None
-        for note in apply_to_pod(pod_dict, patch):
-            self.log.info("nbspawner pod %s: %s", self.pod_name, note)
+        self.pending_secrets = patch.secrets
+        if patch.secrets and not self.dry_run:
+            await self._create_secrets(patch.secrets)
         return dict_to_model(pod_dict, "V1Pod")
+
+    def secure_pod(self, record: UserRecord, pod: dict[str, Any]) -> dict[str, Any]:
+        """Harden to Pod Security "restricted" and refuse what still fails the configured level."""
+        gids = passwd.supplemental_gids(record, self.passwd_config, self._nb_image_needs)
+        allow_root_group = 0 in gids or record.gid == 0
+        pod = security.harden_pod(
+            pod,
+            uid=record.uid,
+            gid=record.gid,
+            supplemental_gids=gids,
+            fs_group=self.fs_gid,
+            allow_root_group=allow_root_group,
+        )
+        problems = security.restricted_violations(pod, allow_root_group=allow_root_group)
+        allowed_types = {"baseline": ("nfs",), "privileged": ("nfs", "hostPath")}.get(
+            self.pod_security_level, ()
+        )
+        problems = [
+            p
+            for p in problems
+            if not (p.startswith("volume ") and any(f"type {t!r}" in p for t in allowed_types))
+        ]
+        if problems:
+            raise UnsafePod(
+                f"pod {self.pod_name} would not pass Pod Security {self.pod_security_level!r} "
+                f"(NBSpawner.pod_security_level): " + "; ".join(problems)
+            )
+        return pod
+
+    async def _create_secrets(self, secrets: list[dict[str, Any]]) -> None:
+        for secret in secrets:
+            name = secret["metadata"]["name"]
+            body = dict_to_model(secret, "V1Secret")
+            try:
+                await self.api.create_namespaced_secret(self.namespace, body)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                await self.api.replace_namespaced_secret(name, self.namespace, body)
+            self.log.info("Created Secret %s for %s", name, self._log_name)
+
+    async def stop(self, now: bool = False) -> None:
+        await super().stop(now=now)
+        if self.passwd_hook == "secret" or self.pending_secrets:
+            name = passwd.secret_name(self.pod_name)
+            try:
+                await self.api.delete_namespaced_secret(name, self.namespace)
+                self.log.info("Deleted Secret %s of %s", name, self._log_name)
+            except ApiException as e:
+                if e.status != 404:
+                    self.log.warning("Could not delete Secret %s: %s", name, e.reason)
 
     @property
     def storage_config(self) -> StorageConfig:
@@ -376,7 +498,20 @@ class NBSpawner(KubeSpawner):
         check_pod_conflicts(pod, plan.patch)
         for line in plan.summary:
             self.log.debug("nbspawner storage for %s: %s", self._log_name, line)
-        return plan.patch
+        patch = plan.patch
+        if self.passwd_hook != "off":
+            patch.extend(
+                passwd.build_passwd_patch(
+                    record,
+                    image=self.image,
+                    home=plan.home_mount_path,
+                    config=self.passwd_config,
+                    image_needs=self._nb_image_needs,
+                    pod_name=self.pod_name,
+                    labels=self._build_common_labels({}),
+                )
+            )
+        return patch
 
 
 __all__ = ["NBSpawner", "user_facing_error", "DirectoryError", "ForbiddenChoice"]
