@@ -33,6 +33,7 @@ from tornado import web
 from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode
 
 from . import metrics, passwd, security
+from .catalog import Catalog, CatalogFile, load_data
 from .directory.base import Directory, UserRecord
 from .directory.cache import CachedDirectory
 from .errors import (
@@ -46,6 +47,7 @@ from .errors import (
 from .k8s import dict_to_model, model_to_dict
 from .podpatch import PodPatch, apply_to_pod
 from .policy import IdentityPolicy, validate_record
+from .profiles import build_profile_list, resolve_selection
 from .storage import StorageConfig, build_storage, check_pod_conflicts
 
 try:  # JupyterHub >= 6.0
@@ -76,6 +78,9 @@ def user_facing_error(err: NBSpawnerError) -> web.HTTPError:
 # One directory (and its cache and connection pool) per hub, shared by every spawner.
 # Keyed by the directory class and its configuration, so tests with other config get their own.
 _SHARED_DIRECTORIES: dict[str, CachedDirectory] = {}
+# One catalog file watcher per path, and parsed inline catalogs, likewise shared.
+_CATALOG_FILES: dict[tuple[str, float], CatalogFile] = {}
+_INLINE_CATALOGS: dict[str, Catalog] = {}
 
 
 def _config_key(cls: type, config: Mapping[str, Any], extra: Mapping[str, Any]) -> str:
@@ -164,6 +169,25 @@ class NBSpawner(KubeSpawner):
         may recursively change the group of a mounted home, which must stay owned as on the file server.""",
     )
 
+    # ------------------------------------------------------------------ catalog
+    catalog_file = Unicode(
+        "",
+        config=True,
+        help="""The image catalog file (YAML) the profiles are built from, e.g. a ConfigMap
+        mounted at /usr/local/etc/nbspawner/. Re-read when it changes (hot reload); a bad edit
+        keeps the last good catalog. Ignored when KubeSpawner.profile_list is set.""",
+    )
+    catalog = Dict(
+        config=True,
+        help="""The image catalog inline (the same structure as the file), e.g. under z2jh's
+        ``hub.config.NBSpawner.catalog``. ``catalog_file`` wins when both are set.""",
+    )
+    catalog_check_interval = Float(
+        0.0,
+        config=True,
+        help="Least seconds between checks of catalog_file for changes (0: every spawn).",
+    )
+
     # ------------------------------------------------------------------ storage
     home_volume = Dict(
         config=True,
@@ -239,6 +263,11 @@ class NBSpawner(KubeSpawner):
         self.pending_secrets: list[dict[str, Any]] = []
         #: a dry run (``nbspawner render``): build manifests, create nothing
         self.dry_run = False
+        self._nb_catalog: Catalog | None = None
+        # z2jh always sets profile_list = [] on KubeSpawner, which beats any default of ours: the
+        # catalog is installed here, and only when the admin has not written a profile list.
+        if not self.profile_list and (self.catalog_file or self.catalog):
+            self.profile_list = self._catalog_profile_list
 
     @property
     def identity_policy(self) -> IdentityPolicy:
@@ -370,20 +399,73 @@ class NBSpawner(KubeSpawner):
     # -------------------------------------------------------------- spawn
     async def load_user_options(self) -> None:
         self._nb_record = None
+        self._nb_catalog = None
+        self._nb_image_needs = None
         self._nb_events = []
         self._nb_identity_done = asyncio.Event()
         try:
             self._progress("Looking you up in the directory...", 5)
             record = await self.resolve_identity()
             self._progress(f"Found {record.username} in the directory (uid {record.uid})", 10)
-            await self.check_user_options(record)
+            try:
+                await self.check_user_options(record)
+            except NBSpawnerError as err:
+                raise self._refuse(err) from None
             await super().load_user_options()
             self.apply_identity(record)
         finally:
             self._nb_identity_done.set()
 
+    def uses_catalog(self) -> bool:
+        return self.profile_list == self._catalog_profile_list
+
+    async def current_catalog(self) -> Catalog:
+        """The catalog now (reloaded if the file changed). CatalogError if none can be loaded."""
+        if self.catalog_file:
+            key = (self.catalog_file, self.catalog_check_interval)
+            cf = _CATALOG_FILES.get(key)
+            if cf is None:
+                cf = _CATALOG_FILES[key] = CatalogFile(
+                    self.catalog_file, check_interval=self.catalog_check_interval, logger=self.log
+                )
+            return await cf.aget()
+        key_inline = json.dumps(self.catalog, sort_keys=True, default=repr)
+        cached = _INLINE_CATALOGS.get(key_inline)
+        if cached is None:
+            cached = _INLINE_CATALOGS[key_inline] = load_data(
+                self.catalog, source="NBSpawner.catalog"
+            )
+        return cached
+
+    async def _catalog_profile_list(self, spawner: NBSpawner | None = None) -> list[dict[str, Any]]:
+        """kubespawner's callable profile_list: the catalog filtered by the user's groups."""
+        record = await self.resolve_identity()
+        if self._nb_catalog is None:
+            try:
+                self._nb_catalog = await self.current_catalog()
+            except NBSpawnerError as err:
+                raise self._refuse(err) from None
+        return build_profile_list(self._nb_catalog, self.access_groups(record))
+
     async def check_user_options(self, record: UserRecord) -> None:
-        """Refuse choices the user may not make (hook for the catalog; no-op without one)."""
+        """Refuse choices the user may not make, before kubespawner applies them.
+
+        Covers the spawn form and the REST API alike: a profile, image, size or GPU that does
+        not exist or that the user's groups may not use is a 4xx with one readable sentence.
+        """
+        if not self.uses_catalog():
+            return
+        self._nb_catalog = await self.current_catalog()
+        profile_list = await self._catalog_profile_list()
+        selection = resolve_selection(self._nb_catalog, profile_list, self.user_options)
+        self._nb_image_needs = selection.image.security
+        self.log.info(
+            "%s chose image %s, size %s, gpu %s",
+            self._log_name,
+            selection.image.slug,
+            selection.size.slug if selection.size else "-",
+            selection.gpu.slug if selection.gpu else "-",
+        )
 
     def apply_identity(self, record: UserRecord) -> None:
         """Pin uid/gid/groups *after* kubespawner applied the profile: overrides can't change them."""

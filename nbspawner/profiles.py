@@ -1,0 +1,726 @@
+"""Pure: (catalog, the user's group names) -> kubespawner ``profile_list``, and enforcement.
+
+:func:`build_profile_list` returns only what the user's groups allow, with the user's default
+marked ``default``. In ``mode: choices`` there is one profile per image, and sizes and GPU
+options are kubespawner ``profile_options`` (``size``, ``gpu``); in ``mode: combinations`` each
+catalog profile is one kubespawner profile with everything fixed.
+
+Every profile dict carries an ``"nbspawner"`` key (``{"image": slug}``, or for combinations
+``{"profile", "image", "size", "gpu"}``) and every choice one too (``{"size": slug}``,
+``{"gpu": slug}``); kubespawner ignores them. :func:`resolve_selection` uses them to tell the
+spawner, after ``load_user_options()``, which :class:`~nbspawner.catalog.Image` (and so which
+``security`` needs), :class:`~nbspawner.catalog.Size` and :class:`~nbspawner.catalog.GPU` were
+chosen.
+
+What the overrides may contain is a fixed list (:data:`ALLOWED_OVERRIDE_KEYS`): image, resources,
+GPU limits, node selector, tolerations, environment, default_url, cmd and the catalog's safe
+volumes. Never uid, gid, privileged, run_as_*, security contexts or host volumes.
+
+Speed: a user's list is built once per catalog load and group set (the groups that matter are
+those the catalog names) and kept in a per-catalog LRU, so a spawn costs a set intersection, a
+dict lookup and a list copy. Cached lists are tuples of references to profile dicts shared by
+every user who gets the same profile (same choices and default), which keeps the cache small. The cached dicts are read-only (:class:`~nbspawner.catalog.FrozenDict`)
+and their own deep copies, so kubespawner's ``copy.deepcopy(profile_list)`` (on every spawn and
+form render, in ``_get_initialized_profile_list``) is nearly free and cannot corrupt the cache.
+That works because the lists already hold everything kubespawner 7.1 would otherwise add in
+place: a slug on every profile, one default profile, one default choice per option and
+``unlisted_choice: {enabled: false}``. Use :func:`~nbspawner.catalog.thaw` for a mutable copy.
+
+List-valued overrides are callables kubespawner calls with the spawner (:class:`ListOverride`,
+for ``cmd``). Volumes, volume mounts and tolerations are :class:`MergeList` objects:
+kubespawner *replaces* list traits with an override, which would drop the volumes (the home
+directory!) and tolerations (the user-node taint) that z2jh configures. A ``MergeList`` is a list
+(it serialises to JSON as one) that kubespawner calls, because it is callable, with the spawner,
+and that returns the spawner's own list with the catalog's entries merged in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from .catalog import (
+    GPU,
+    NO_GPU,
+    Catalog,
+    Combination,
+    FrozenDict,
+    FrozenList,
+    Image,
+    Size,
+    freeze,
+    thaw,
+)
+from .errors import ForbiddenChoice
+
+#: the key of nbspawner's own data in profile and choice dicts
+META = "nbspawner"
+SIZE_OPTION = "size"
+GPU_OPTION = "gpu"
+OPTION_NAMES = (SIZE_OPTION, GPU_OPTION)
+#: the only kubespawner traits a catalog profile or choice may override
+ALLOWED_OVERRIDE_KEYS = frozenset(
+    {
+        "image",
+        "default_url",
+        "cmd",
+        "environment",
+        "volumes",
+        "volume_mounts",
+        "cpu_guarantee",
+        "cpu_limit",
+        "mem_guarantee",
+        "mem_limit",
+        "extra_resource_limits",
+        "node_selector",
+        "tolerations",
+    }
+)
+#: how many group sets' profile lists each catalog keeps
+CACHE_SIZE = 2048
+#: bound on the shared profile/option dicts per catalog (cleared, not evicted, when exceeded)
+MEMO_SIZE = 100_000
+NO_GPU_DISPLAY_NAME = "No GPU"
+_NO_UNLISTED_CHOICE = FrozenDict({"enabled": False})
+
+_SLUG_RE = re.compile(r"\A[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+
+
+# ---------------------------------------------------------------------------
+# List overrides that merge instead of replacing
+# ---------------------------------------------------------------------------
+
+
+def _merge_key(trait: str, item: Mapping[str, Any]) -> Any:
+    if trait == "volumes":
+        return item.get("name")
+    if trait == "volume_mounts":
+        return item.get("mountPath")
+    return repr(sorted(item.items()))
+
+
+class ListOverride(FrozenList):
+    """A list-valued override that kubespawner calls (it is callable) to get a fresh, plain list.
+
+    kubespawner assigns list overrides to the spawner as they are; handing it a new list
+    keeps the spawner's traits mutable and the shared catalog data untouched.
+    """
+
+    __slots__ = ("trait",)
+
+    def __init__(self, trait: str, items: Iterable[Any] = ()) -> None:
+        list.__init__(self, (freeze(i) for i in items))
+        self.trait = trait
+
+    def __call__(self, spawner: Any) -> list[Any]:
+        return thaw(list(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.trait, list(self)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.trait!r}, {list.__repr__(self)})"
+
+
+class MergeList(ListOverride):
+    """Entries to merge into one of the spawner's list traits (volumes, volume_mounts, tolerations).
+
+    kubespawner's ``_apply_overrides`` calls callable override values with the spawner; this one
+    returns the spawner's list (a dict-valued trait is taken as its values sorted by key, as
+    kubespawner does) with these entries added. An entry with the same volume name / mount path
+    replaces the spawner's one; an identical toleration is not added twice.
+
+    The spawner's list is remembered the first time, so applying a profile again on the same
+    spawner (JupyterHub reuses a spawner after a failed start) does not pile up entries from
+    an earlier choice.
+    """
+
+    __slots__ = ()
+
+    def __call__(self, spawner: Any) -> list[Any]:
+        bases = spawner.__dict__.setdefault("_nbspawner_list_bases", {})
+        if self.trait not in bases:
+            current = getattr(spawner, self.trait, None) or []
+            if isinstance(current, Mapping):
+                current = [current[k] for k in sorted(current)]
+            bases[self.trait] = thaw(list(current))
+        merged = thaw(bases[self.trait])
+        positions = {_merge_key(self.trait, item): i for i, item in enumerate(merged)}
+        for item in self:
+            key = _merge_key(self.trait, item)
+            if key in positions:
+                merged[positions[key]] = thaw(item)
+            else:
+                positions[key] = len(merged)
+                merged.append(thaw(item))
+        return merged
+
+
+# ---------------------------------------------------------------------------
+# Building the pieces
+# ---------------------------------------------------------------------------
+
+
+def image_override(image: Image) -> dict[str, Any]:
+    override: dict[str, Any] = {"image": image.image}
+    if image.default_url:
+        override["default_url"] = image.default_url
+    if image.cmd:
+        override["cmd"] = ListOverride("cmd", image.cmd)
+    if image.env:
+        override["environment"] = dict(image.env)
+    if image.volumes:
+        override["volumes"] = MergeList("volumes", image.volumes)
+    if image.volume_mounts:
+        override["volume_mounts"] = MergeList("volume_mounts", image.volume_mounts)
+    return override
+
+
+def size_override(size: Size) -> dict[str, Any]:
+    # every key, None included: a size without a limit must also clear a limit the spawner
+    # was configured with (z2jh singleuser.cpu.limit), or the pod may get a limit below our request
+    return {
+        "cpu_guarantee": size.cpu_guarantee,
+        "cpu_limit": size.cpu_limit,
+        "mem_guarantee": size.mem_guarantee,
+        "mem_limit": size.mem_limit,
+    }
+
+
+def gpu_override(gpu: GPU | None, all_resources: Iterable[str]) -> dict[str, Any]:
+    """Limits for ``gpu`` and removal (None) of every other GPU resource of the catalog.
+
+    kubespawner merges dict overrides into the spawner's dicts and deletes keys set to None,
+    so a spawner reused after a failed GPU start does not keep the old GPU limit.
+    """
+    limits: dict[str, Any] = dict.fromkeys(sorted(all_resources))
+    override: dict[str, Any] = {}
+    if gpu is not None:
+        limits[gpu.resource] = str(gpu.count)
+        if gpu.node_selector:
+            override["node_selector"] = dict(gpu.node_selector)
+        if gpu.tolerations:
+            override["tolerations"] = MergeList("tolerations", gpu.tolerations)
+    if limits:
+        override["extra_resource_limits"] = limits
+    return override
+
+
+def _check_override(override: Mapping[str, Any]) -> None:
+    unexpected = set(override) - ALLOWED_OVERRIDE_KEYS
+    if unexpected:  # a programming error, never the catalog's: refuse to hand it to kubespawner
+        raise RuntimeError(f"refusing to override {sorted(unexpected)} from the catalog")
+
+
+def image_description(image: Image) -> str:
+    parts = []
+    if image.deprecated:
+        parts.append(
+            f"Deprecated: {image.deprecation_message}"
+            if image.deprecation_message
+            else "Deprecated."
+        )
+    if image.description:
+        parts.append(image.description)
+    if image.labels:
+        parts.append("(" + ", ".join(f"{k}: {v}" for k, v in image.labels.items()) + ")")
+    return " ".join(parts)
+
+
+def image_display_name(image: Image) -> str:
+    return f"{image.display_name} (deprecated)" if image.deprecated else image.display_name
+
+
+class _Index:
+    """Everything about one catalog that does not depend on the user, plus the LRU."""
+
+    def __init__(self, catalog: Catalog, cache_size: int = CACHE_SIZE) -> None:
+        self.catalog = catalog
+        self.cache_size = cache_size
+        self.cache: OrderedDict[frozenset[str], tuple[FrozenDict, ...]] = OrderedDict()
+        #: profile and option dicts shared between users who get the same ones (the cached
+        #: lists are tuples of references into it)
+        self.memo: dict[tuple[Any, ...], FrozenDict] = {}
+        self.relevant = catalog.group_names()
+        self.images = [i for i in catalog.images if not i.hidden]
+        resources = {g.resource for g in catalog.gpus}
+        self.image_parts: dict[str, tuple[FrozenDict, FrozenDict, str, str]] = {}
+        for image in self.images:
+            override = image_override(image)
+            _check_override(override)
+            self.image_parts[image.slug] = (
+                freeze(override),
+                FrozenDict({"image": image.slug}),
+                image_display_name(image),
+                image_description(image),
+            )
+        # (not default, default) variants of every choice dict, shared by all users
+        self.size_choices: dict[str, tuple[FrozenDict, FrozenDict]] = {}
+        for size in catalog.sizes:
+            override = size_override(size)
+            _check_override(override)
+            self.size_choices[size.slug] = self._choice(
+                size.display_name, override, "size", size.slug
+            )
+        self.gpu_choices: dict[str, tuple[FrozenDict, FrozenDict]] = {}
+        none_override = gpu_override(None, resources)
+        self.gpu_choices[NO_GPU] = self._choice(NO_GPU_DISPLAY_NAME, none_override, "gpu", NO_GPU)
+        for gpu in catalog.gpus:
+            override = gpu_override(gpu, resources)
+            _check_override(override)
+            self.gpu_choices[gpu.slug] = self._choice(gpu.display_name, override, "gpu", gpu.slug)
+        self.combination_overrides: dict[str, FrozenDict] = {}
+        for combo in catalog.profiles:
+            image = catalog.image(combo.image)
+            if image is None or image.hidden:
+                continue
+            override = image_override(image)
+            if combo.size is not None:
+                override.update(size_override(catalog.size(combo.size)))  # type: ignore[arg-type]
+            gpu = catalog.gpu(combo.gpu) if combo.gpu and combo.gpu != NO_GPU else None
+            override.update(gpu_override(gpu, resources))
+            _check_override(override)
+            self.combination_overrides[combo.slug] = freeze(override)
+
+    @staticmethod
+    def _choice(display_name: str, override: dict[str, Any], kind: str, slug: str):
+        plain = FrozenDict(
+            {
+                "display_name": display_name,
+                "kubespawner_override": freeze(override),
+                META: FrozenDict({kind: slug}),
+            }
+        )
+        default = FrozenDict({**plain, "default": True})
+        return plain, default
+
+    def key(self, groups: Iterable[str]) -> frozenset[str]:
+        relevant = self.relevant
+        return frozenset(g for g in groups if g in relevant)
+
+    def lookup(self, key: frozenset[str]) -> tuple[FrozenDict, ...]:
+        cache = self.cache
+        try:
+            profiles = cache[key]
+        except KeyError:
+            if len(self.memo) > MEMO_SIZE:
+                self.memo.clear()  # cached lists keep what they use; this only costs sharing
+            profiles = self._build(key)
+            cache[key] = profiles
+            if len(cache) > self.cache_size:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(key)
+        return profiles
+
+    # -- building one user's list ------------------------------------------
+
+    def _defaults(self, key: frozenset[str], field_name: str) -> list[str]:
+        return [
+            getattr(d, field_name)
+            for d in self.catalog.defaults
+            if getattr(d, field_name) and (d.group == "*" or d.group in key)
+        ]
+
+    def _build(self, key: frozenset[str]) -> tuple[FrozenDict, ...]:
+        if self.catalog.mode == "combinations":
+            return self._build_combinations(key)
+        return self._build_choices(key)
+
+    def _build_choices(self, key: frozenset[str]) -> tuple[FrozenDict, ...]:
+        catalog = self.catalog
+        sizes = [s.slug for s in catalog.sizes if s.allows(key)]
+        gpus = [NO_GPU] + [g.slug for g in catalog.gpus if g.allows(key)]
+        size_defaults = self._defaults(key, "size")
+        gpu_defaults = self._defaults(key, "gpu")
+        # (image slug, size option key, GPU option key) of every image the user may use
+        entries: list[tuple[str, tuple[Any, ...] | None, tuple[Any, ...] | None]] = []
+        for image in self.images:
+            if not image.allows(key):
+                continue
+            size_key = None
+            if catalog.sizes:
+                offered = sizes if image.sizes is None else [s for s in sizes if s in image.sizes]
+                if not offered:
+                    continue  # nothing this user may run the image with
+                size_key = self._option("Size", self.size_choices, offered, size_defaults, None)
+            offered = gpus if image.gpus is None else [g for g in gpus if g in image.gpus]
+            if not offered:
+                continue  # a GPU-only image and no GPU this user may use
+            gpu_key = None
+            if offered != [NO_GPU]:
+                gpu_key = self._option("GPU", self.gpu_choices, offered, gpu_defaults, NO_GPU)
+            entries.append((image.slug, size_key, gpu_key))
+        if not entries:
+            return ()
+        default = self._pick([slug for slug, _, _ in entries], self._defaults(key, "image"))
+        return tuple(
+            self._choices_profile(slug, size_key, gpu_key, slug == default)
+            for slug, size_key, gpu_key in entries
+        )
+
+    def _choices_profile(
+        self,
+        slug: str,
+        size_key: tuple[Any, ...] | None,
+        gpu_key: tuple[Any, ...] | None,
+        default: bool,
+    ) -> FrozenDict:
+        """One image's profile dict, shared by every user who gets the same choices."""
+        memo_key = ("image", slug, size_key, gpu_key, default)
+        profile = self.memo.get(memo_key)
+        if profile is None:
+            override, meta, display_name, description = self.image_parts[slug]
+            items: list[tuple[str, Any]] = [("display_name", display_name), ("slug", slug)]
+            if default:
+                items.append(("default", True))
+            if description:
+                items.append(("description", description))
+            items.append(("kubespawner_override", override))
+            options = []
+            if size_key is not None:
+                options.append((SIZE_OPTION, self.memo[size_key]))
+            if gpu_key is not None:
+                options.append((GPU_OPTION, self.memo[gpu_key]))
+            if options:
+                items.append(("profile_options", FrozenDict(options)))
+            items.append((META, meta))
+            profile = self.memo[memo_key] = FrozenDict(items)
+        return profile
+
+    def _build_combinations(self, key: frozenset[str]) -> tuple[FrozenDict, ...]:
+        catalog = self.catalog
+        offered: list[str] = []
+        for combo in catalog.profiles:
+            if combo.slug not in self.combination_overrides or not combo.allows(key):
+                continue  # hidden image, or the profile's own groups
+            image = catalog.image(combo.image)
+            size = catalog.size(combo.size) if combo.size else None
+            gpu = catalog.gpu(combo.gpu) if combo.gpu and combo.gpu != NO_GPU else None
+            if all(e.allows(key) for e in (image, size, gpu) if e is not None):
+                offered.append(combo.slug)
+        if not offered:
+            return ()
+        default = self._pick(offered, self._defaults(key, "profile"))
+        return tuple(self._combination_profile(slug, slug == default) for slug in offered)
+
+    def _combination_profile(self, slug: str, default: bool) -> FrozenDict:
+        memo_key = ("combination", slug, default)
+        profile = self.memo.get(memo_key)
+        if profile is None:
+            combo = self.catalog.profile(slug)
+            assert combo is not None
+            image = self.catalog.image(combo.image)
+            items: list[tuple[str, Any]] = [("display_name", combo.display_name), ("slug", slug)]
+            if default:
+                items.append(("default", True))
+            description = combo.description or (image_description(image) if image else "")
+            if description:
+                items.append(("description", description))
+            items.append(("kubespawner_override", self.combination_overrides[slug]))
+            meta = {
+                "profile": slug,
+                "image": combo.image,
+                "size": combo.size,
+                "gpu": combo.gpu or NO_GPU,
+            }
+            items.append((META, FrozenDict(meta)))
+            profile = self.memo[memo_key] = FrozenDict(items)
+        return profile
+
+    def _option(
+        self,
+        display_name: str,
+        choices: Mapping[str, tuple[FrozenDict, FrozenDict]],
+        offered: Sequence[str],
+        preferred: Sequence[str],
+        fallback: str | None,
+    ) -> tuple[Any, ...]:
+        """The memo key of a profile option offering ``offered`` (built on first use)."""
+        default = next((p for p in preferred if p in offered), None)
+        if default is None:
+            default = fallback if fallback in offered else offered[0]
+        memo_key = ("option", display_name, tuple(offered), default)
+        if memo_key not in self.memo:
+            self.memo[memo_key] = FrozenDict(
+                {
+                    "display_name": display_name,
+                    "choices": FrozenDict(
+                        (slug, choices[slug][slug == default]) for slug in offered
+                    ),
+                    # present so kubespawner's setdefault() finds it: never enabled
+                    "unlisted_choice": _NO_UNLISTED_CHOICE,
+                }
+            )
+        return memo_key
+
+    @staticmethod
+    def _pick(slugs: Sequence[str], preferred: Sequence[str]) -> str:
+        return next((p for p in preferred if p in slugs), slugs[0])
+
+
+def _index(catalog: Catalog) -> _Index:
+    index = catalog.cache.get("profiles")
+    if index is None:
+        index = catalog.cache["profiles"] = _Index(catalog)
+    return index
+
+
+def build_profile_list(catalog: Catalog, groups: Iterable[str]) -> list[dict[str, Any]]:
+    """The kubespawner ``profile_list`` for a user in ``groups`` (a new list on every call).
+
+    The dicts in it are read-only and shared between users: deep-copy before changing them
+    (kubespawner does). An empty list means the user may use nothing; the spawner must then
+    refuse to start (``check_user_options`` raises for an empty list).
+    """
+    index = _index(catalog)
+    return list(index.lookup(index.key(groups)))
+
+
+# ---------------------------------------------------------------------------
+# Enforcement
+# ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _spawner_trait_names() -> frozenset[str]:
+    """KubeSpawner's configurable names: a user option named like one is an attempt to set it."""
+    try:
+        from kubespawner import KubeSpawner
+    except ImportError:  # pragma: no cover - kubespawner is a runtime dependency
+        return ALLOWED_OVERRIDE_KEYS | {"uid", "gid", "fs_gid", "supplemental_gids", "privileged"}
+    return frozenset(KubeSpawner.class_trait_names())
+
+
+def _shown(value: str, noun: str) -> str:
+    """Quote a user-supplied slug only if it looks like one (never echo arbitrary input)."""
+    if isinstance(value, str) and _SLUG_RE.match(value):
+        return f"the {noun} '{value}'"
+    return f"that {noun}"
+
+
+def _refuse(log_message: str, user_message: str, status: int) -> ForbiddenChoice:
+    reason = "forbidden_choice" if status == 403 else "invalid_choice"
+    return ForbiddenChoice(log_message, user_message, status=status, reason=reason)
+
+
+def _exists(catalog: Catalog | None, kind: str, slug: str) -> bool | None:
+    if catalog is None:
+        return None
+    if kind == GPU_OPTION:
+        return slug == NO_GPU or catalog.gpu(slug) is not None
+    if kind == SIZE_OPTION:
+        return catalog.size(slug) is not None
+    if kind == "profile":
+        return catalog.profile(slug) is not None
+    return catalog.image(slug) is not None
+
+
+def _profile_noun(profile_list: Sequence[Mapping[str, Any]]) -> str:
+    meta = profile_list[0].get(META, {}) if profile_list else {}
+    return "profile" if "profile" in meta else "image"
+
+
+def _find_profile(profile_list: Sequence[Mapping[str, Any]], slug: Any) -> Mapping[str, Any] | None:
+    if slug in (None, ""):
+        return next((p for p in profile_list if p.get("default")), profile_list[0])
+    for profile in profile_list:
+        if profile.get("slug") == slug:
+            return profile
+    return None
+
+
+def check_user_options(
+    profile_list: Sequence[Mapping[str, Any]],
+    user_options: Any,
+    *,
+    catalog: Catalog | None = None,
+    strict: bool = False,
+) -> None:
+    """Refuse user options that name anything outside this user's ``profile_list``.
+
+    ``user_options`` come from the spawn form or, unchecked, from the REST API. Raises
+    :class:`~nbspawner.errors.ForbiddenChoice` (403 for something the user may not use, 400 for
+    a malformed request or something that does not exist) when:
+
+    - the profile list is empty (the user's groups allow nothing);
+    - ``profile`` names a profile that is not in the list: another group's image or a
+      nonexistent one get the same answer, so users cannot probe for other groups' images;
+    - a ``size``/``gpu`` value is not among that profile's choices;
+    - any ``<option>--unlisted-choice`` key (nbspawner never enables free-form choices);
+    - a key named like a KubeSpawner setting (``image``, ``uid``, ``cpu_limit``...) or a raw
+      form field (``profile-option-...``); other unknown keys are ignored unless ``strict``.
+
+    With ``catalog`` the 400/403 split and the log message say whether a refused size or GPU
+    exists at all.
+    """
+    if user_options is None:
+        user_options = {}
+    if not isinstance(user_options, Mapping):
+        raise _refuse(
+            f"user_options is {type(user_options).__name__}, not a mapping",
+            "The server options were not understood.",
+            400,
+        )
+    if not profile_list:
+        raise _refuse(
+            "the user's groups allow no image of the catalog (empty profile list)",
+            "No server environment is available to your account. Please contact your "
+            "administrator.",
+            403,
+        )
+    noun = _profile_noun(profile_list)
+    slug = user_options.get("profile")
+    if slug not in (None, "") and not isinstance(slug, str):
+        raise _refuse(
+            f"user_options profile is a {type(slug).__name__}, not a string",
+            f"The {noun} must be given by name.",
+            400,
+        )
+    profile = _find_profile(profile_list, slug)
+    if profile is None:
+        exists = _exists(catalog, noun, slug)
+        detail = {
+            True: "it exists in the catalog, but the user's groups do not allow it",
+            False: "it does not exist in the catalog",
+            None: "",
+        }[exists]
+        raise _refuse(
+            f"user_options name the {noun} {slug[:80]!r}, which is not in the user's profile list"
+            + (f" ({detail})" if detail else ""),
+            f"You may not use {_shown(slug, noun)}.",
+            403,
+        )
+    profile_slug = profile.get("slug", "")
+    options = profile.get("profile_options") or {}
+    for key, value in user_options.items():
+        if key == "profile":
+            continue
+        if not isinstance(key, str):
+            raise _refuse(
+                "user_options has a non-string key", "The server options were not understood.", 400
+            )
+        if key.endswith("--unlisted-choice"):
+            raise _refuse(
+                f"user_options contain {key[:80]!r}; free-form (unlisted) choices are never enabled",
+                "Only the offered choices can be used.",
+                400,
+            )
+        if key in options or key in OPTION_NAMES:
+            if value in (None, ""):
+                continue  # kubespawner uses the default choice
+            kind_noun = "GPU" if key == GPU_OPTION else key
+            if not isinstance(value, str):
+                raise _refuse(
+                    f"user_options {key!r} is a {type(value).__name__}, not a string",
+                    f"The {kind_noun} must be given by name.",
+                    400,
+                )
+            choices = options[key].get("choices", {}) if key in options else {}
+            if value in choices:
+                continue
+            if key == GPU_OPTION and value == NO_GPU and key not in options:
+                continue  # "no GPU" where no GPU is offered anyway
+            exists = _exists(catalog, key, value)
+            if exists is False:
+                raise _refuse(
+                    f"user_options ask for the {kind_noun} {value[:80]!r}, which does not exist "
+                    "in the catalog",
+                    f"There is no {kind_noun} '{value}'."
+                    if _SLUG_RE.match(value)
+                    else f"There is no such {kind_noun}.",
+                    400,
+                )
+            raise _refuse(
+                f"user_options ask for the {kind_noun} {value[:80]!r} with the {noun} "
+                f"{profile_slug!r}; it is not among the choices the user's groups allow there",
+                f"You may not use {_shown(value, kind_noun)} with {_shown(profile_slug, noun)}.",
+                403,
+            )
+        if strict or key.startswith("profile-option-") or key in _spawner_trait_names():
+            raise _refuse(
+                f"user_options try to set {key[:80]!r} directly",
+                f"The option '{key}' cannot be set."
+                if _SLUG_RE.match(key.replace("_", "-"))
+                else "These server options cannot be set.",
+                400,
+            )
+
+
+# ---------------------------------------------------------------------------
+# What was chosen
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The catalog entries behind a user's (validated) choice."""
+
+    #: the kubespawner profile slug (the image slug in choices mode)
+    profile: str
+    image: Image
+    size: Size | None
+    gpu: GPU | None
+    #: the catalog profile in combinations mode
+    combination: Combination | None = None
+
+
+def _default_choice(option: Mapping[str, Any]) -> str | None:
+    choices = option.get("choices") or {}
+    for slug, choice in choices.items():
+        if choice.get("default"):
+            return slug
+    return next(iter(choices), None)
+
+
+def resolve_selection(
+    catalog: Catalog, profile_list: Sequence[Mapping[str, Any]], user_options: Any
+) -> Selection:
+    """Validate ``user_options`` (like :func:`check_user_options`) and return what they select,
+    defaults filled in exactly as kubespawner fills them.
+
+    Use the same ``catalog`` object that built ``profile_list``. The spawner calls this in
+    ``load_user_options()`` and reads e.g. ``selection.image.security.needs_writable_run``.
+    """
+    check_user_options(profile_list, user_options, catalog=catalog)
+    user_options = user_options or {}
+    profile = _find_profile(profile_list, user_options.get("profile"))
+    assert profile is not None  # check_user_options refused it otherwise
+    meta = profile.get(META) or {}
+    stale = _refuse(
+        f"profile {profile.get('slug')!r} is not from catalog {catalog.source} (reloaded meanwhile?)",
+        "The list of environments changed while you were choosing. Please reload the page and "
+        "choose again.",
+        409,
+    )
+    if "profile" in meta:
+        combination = catalog.profile(meta["profile"])
+        image = catalog.image(meta["image"])
+        size = catalog.size(meta["size"]) if meta.get("size") else None
+        gpu = catalog.gpu(meta["gpu"]) if meta.get("gpu") not in (None, NO_GPU) else None
+        if combination is None or image is None:
+            raise stale
+        return Selection(
+            profile=combination.slug, image=image, size=size, gpu=gpu, combination=combination
+        )
+    image = catalog.image(meta.get("image", ""))
+    if image is None:
+        raise stale
+    options = profile.get("profile_options") or {}
+    chosen: dict[str, str | None] = {}
+    for name in OPTION_NAMES:
+        option = options.get(name)
+        if option is None:
+            chosen[name] = None
+            continue
+        chosen[name] = user_options.get(name) or _default_choice(option)
+    size = catalog.size(chosen[SIZE_OPTION]) if chosen[SIZE_OPTION] else None
+    gpu_slug = chosen[GPU_OPTION]
+    gpu = catalog.gpu(gpu_slug) if gpu_slug and gpu_slug != NO_GPU else None
+    if (chosen[SIZE_OPTION] and size is None) or (gpu_slug not in (None, NO_GPU) and gpu is None):
+        raise stale
+    return Selection(profile=image.slug, image=image, size=size, gpu=gpu)
