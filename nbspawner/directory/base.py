@@ -221,3 +221,56 @@ def get_path(data: Mapping[str, Any] | None, path: str) -> Any:
         else:
             return None
     return current
+
+
+def group_fields(
+    gid: int,
+    groups: Iterable[str],
+    group_gids: Mapping[str, int],
+    supplemental_gids: Iterable[int] | None = None,
+) -> dict[str, Any]:
+    """The group fields of a :class:`UserRecord`, built the same way by every backend.
+
+    - ``groups``: the names given plus the primary group's name when ``group_gids`` knows a
+      group with gid ``gid`` (as ``id`` shows it), sorted and de-duplicated;
+    - ``posix_groups``: ``(name, gid)`` of those names whose gid is known, sorted by name;
+    - ``supplemental_gids``: the explicit list when given, otherwise the known gids of the
+      groups other than the primary one; sorted and de-duplicated.
+
+    Sorting makes records from different backends (and LDAP's arbitrary result order) compare
+    equal, so the cache and the tests see one canonical form.
+    """
+    names = set(groups)
+    names.update(name for name, group_gid in group_gids.items() if group_gid == gid)
+    ordered = tuple(sorted(names))
+    posix = tuple((name, group_gids[name]) for name in ordered if name in group_gids)
+    if supplemental_gids is None:
+        supplemental = tuple(sorted({g for _, g in posix if g != gid}))
+    else:
+        supplemental = tuple(sorted(set(supplemental_gids)))
+    return {"groups": ordered, "supplemental_gids": supplemental, "posix_groups": posix}
+
+
+#: characters no directory username can contain; refused before any query is sent
+_IMPOSSIBLE_USERNAME_CHARS = frozenset("\x00\n\r")
+
+
+def refuse_impossible_username(username: str, source: str, max_length: int = 256) -> None:
+    """Raise UserNotFound for names that cannot exist (empty, NUL, newline, absurdly long).
+
+    Backends that send the name somewhere (an LDAP filter, a URL) call this first, so such
+    names never reach the directory. The name itself is not logged (it may be hostile).
+    """
+    from ..errors import UserNotFound
+
+    if (
+        not isinstance(username, str)
+        or not username
+        or len(username) > max_length
+        or any(c in _IMPOSSIBLE_USERNAME_CHARS for c in username)
+    ):
+        raise UserNotFound(
+            f"{source}: username is empty, too long or contains control characters; "
+            "it was not looked up",
+            reason="not_found",
+        )

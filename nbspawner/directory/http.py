@@ -1,0 +1,281 @@
+"""HTTPDirectory: identity from a REST/JSON API, with tornado's async client.
+
+For sites whose identity lives behind an API (an IdM, a user portal): ``GET`` of
+``url_template`` with the username URL-quoted, an optional bearer token read from a file or an
+environment variable, and a mapping from JSON fields (dotted paths) to record fields::
+
+    c.HTTPDirectory.url_template = "https://idm.example.org/api/v1/users/{username}"
+    c.HTTPDirectory.token_file = "/etc/nbspawner/idm-token"
+    c.HTTPDirectory.record_path = "data"          # the user object is under "data"
+    c.HTTPDirectory.uid_field = "posix.uid"
+
+``404`` means "no such user" (:class:`~nbspawner.errors.UserNotFound`); any other failure
+(connection, TLS, timeout, 5xx, a body that is not JSON) is a
+:class:`~nbspawner.errors.DirectoryError`. ``groups_field`` may list names (``["physics"]``) or
+objects (``[{"name": "physics", "gid": 3001}]``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from traitlets import Dict, Float, Int, List, Unicode
+
+from ..errors import ConfigError, DirectoryError, InvalidRecord, UserNotFound
+from .base import (
+    Directory,
+    UserRecord,
+    get_path,
+    group_fields,
+    parse_int,
+    parse_int_list,
+    parse_str,
+    refuse_impossible_username,
+)
+
+
+class HTTPDirectory(Directory):
+    """Look users up with ``GET url_template`` returning JSON."""
+
+    name = "http"
+
+    url_template = Unicode(
+        "",
+        config=True,
+        help="""URL of a user, ``{username}`` replaced by the URL-quoted username, e.g.
+        ``https://idm.example.org/api/users/{username}``.""",
+    )
+    token_file = Unicode(
+        "",
+        config=True,
+        help="""File holding a bearer token (sent as ``Authorization: Bearer ...``); re-read
+        for every request, so a rotated token is picked up.""",
+    )
+    token_env = Unicode(
+        "",
+        config=True,
+        help="Environment variable holding the bearer token (when token_file is empty).",
+    )
+    headers = Dict(
+        config=True, help="Extra request headers (do not put secrets here: use token_file)."
+    )
+    ca_file = Unicode(
+        "", config=True, help="PEM CA bundle for https URLs. Empty: the system's trusted CAs."
+    )
+    connect_timeout = Float(5.0, config=True, help="Seconds to wait for the connection.")
+    request_timeout = Float(10.0, config=True, help="Seconds to wait for the whole answer.")
+    not_found_codes = List(
+        Int(), [404], config=True, help="HTTP status codes meaning that the user does not exist."
+    )
+    record_path = Unicode(
+        "",
+        config=True,
+        help="""Dotted path of the user object inside the JSON answer. Empty: the answer itself.
+        A ``null`` there means "no such user".""",
+    )
+    username_field = Unicode(
+        "username",
+        config=True,
+        help="""Field that must equal the requested username exactly. Empty: not checked.""",
+    )
+    uid_field = Unicode("uid", config=True, help="Dotted path of the numeric uid.")
+    gid_field = Unicode("gid", config=True, help="Dotted path of the primary gid.")
+    home_field = Unicode("home", config=True, help="Dotted path of the home directory.")
+    groups_field = Unicode(
+        "groups",
+        config=True,
+        help="Dotted path of the group list (names, or objects with group_name_key/group_gid_key).",
+    )
+    group_name_key = Unicode("name", config=True, help="Key of a group object's name.")
+    group_gid_key = Unicode("gid", config=True, help="Key of a group object's gid.")
+    supplemental_gids_field = Unicode(
+        "",
+        config=True,
+        help="Dotted path of a list of numeric supplementary gids. Empty: from the groups' gids.",
+    )
+    gecos_field = Unicode("gecos", config=True, help="Dotted path of the full name (optional).")
+    shell_field = Unicode("shell", config=True, help="Dotted path of the login shell (optional).")
+    group_gids = Dict(
+        config=True,
+        help="Group name -> gid for groups the answer lists by name only.",
+    )
+
+    def _token(self) -> str:
+        if self.token_file:
+            try:
+                with open(self.token_file, encoding="utf-8") as f:
+                    return f.read().strip()
+            except OSError as e:
+                raise ConfigError(
+                    f"http: HTTPDirectory.token_file ({self.token_file}) cannot be read: "
+                    f"{e.strerror}"
+                ) from None
+        if self.token_env:
+            value = os.environ.get(self.token_env)
+            if value is None:
+                raise ConfigError(
+                    f"http: environment variable {self.token_env} (HTTPDirectory.token_env) "
+                    "is not set"
+                )
+            return value.strip()
+        return ""
+
+    def _url(self, username: str) -> str:
+        if not self.url_template or "{username}" not in self.url_template:
+            raise ConfigError("http: HTTPDirectory.url_template must be set and contain {username}")
+        try:
+            return self.url_template.format(username=quote(username, safe=""))
+        except (KeyError, IndexError, ValueError):
+            raise ConfigError(
+                "http: HTTPDirectory.url_template may only use {username} (double other braces)"
+            ) from None
+
+    async def _fetch(self, username: str) -> Any:
+        url = self._url(username)
+        where = urlsplit(url).netloc  # never the path or query: they may carry names or keys
+        headers = {
+            "Accept": "application/json",
+            **{str(k): str(v) for k, v in self.headers.items()},
+        }
+        token = self._token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = HTTPRequest(
+            url,
+            method="GET",
+            headers=headers,
+            connect_timeout=self.connect_timeout,
+            request_timeout=self.request_timeout,
+            follow_redirects=False,  # a redirect must not carry the token to another host
+            validate_cert=True,
+            ca_certs=self.ca_file or None,
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        except (OSError, HTTPClientError) as e:
+            # DNS failure, refused connection, TLS failure, timeout (tornado's 599 errors are
+            # raised even with raise_error=False)
+            raise DirectoryError(self._unreachable(where, e)) from None
+        code = response.code
+        if code in self.not_found_codes:
+            raise UserNotFound(f"http: {where} answered {code} for {username!r}: no such user")
+        if code == 599:
+            raise DirectoryError(self._unreachable(where, response.error))
+        if code in (401, 403):
+            raise DirectoryError(
+                f"http: {where} refused the request ({code}). Is the token in "
+                "HTTPDirectory.token_file/token_env valid and allowed to read users?"
+            )
+        if code != 200:
+            raise DirectoryError(
+                f"http: {where} answered {code} for {username!r}. Is HTTPDirectory.url_template "
+                "correct and the service healthy?"
+            )
+        try:
+            return json.loads(response.body)
+        except (ValueError, UnicodeDecodeError):
+            raise DirectoryError(
+                f"http: {where} answered 200 but not with JSON. Is HTTPDirectory.url_template the "
+                "API endpoint (not a login page)?"
+            ) from None
+
+    def _unreachable(self, where: str, error: BaseException | None) -> str:
+        text = str(error or "").lower()
+        if "timeout" in text or "timed out" in text:
+            return (
+                f"http: {where} did not answer within HTTPDirectory.request_timeout "
+                f"({self.request_timeout:g}s)"
+            )
+        if "certificate" in text or "ssl" in text:
+            return (
+                f"http: TLS with {where} failed ({type(error).__name__}). Is HTTPDirectory.ca_file "
+                "the CA that signed the server's certificate?"
+            )
+        return (
+            f"http: cannot reach {where} ({type(error).__name__}). Is HTTPDirectory.url_template "
+            "correct and the service running?"
+        )
+
+    async def lookup(
+        self, username: str, auth_state: Mapping[str, Any] | None = None
+    ) -> UserRecord:
+        refuse_impossible_username(username, self.name)
+        body = await self._fetch(username)
+        data = get_path(body, self.record_path) if self.record_path else body
+        if data is None:
+            raise UserNotFound(f"http: the answer for {username!r} has no user object")
+        if not isinstance(data, Mapping):
+            raise DirectoryError(
+                f"http: the answer for {username!r} is not a JSON object at "
+                "HTTPDirectory.record_path. Is record_path correct?"
+            )
+        return self._record(username, data)
+
+    def _record(self, username: str, data: Mapping[str, Any]) -> UserRecord:
+        src = self.name
+        if self.username_field:
+            found = get_path(data, self.username_field)
+            if found != username:
+                raise InvalidRecord(
+                    f"http: the answer for {username!r} names another user in "
+                    f"HTTPDirectory.username_field ({self.username_field}); refusing",
+                    field="username",
+                    kind="does not match the hub username",
+                    source=src,
+                )
+        uid = parse_int(get_path(data, self.uid_field), "uid", src)
+        gid = parse_int(get_path(data, self.gid_field), "gid", src)
+        home = parse_str(get_path(data, self.home_field), "home", src)
+        gecos = parse_str(get_path(data, self.gecos_field), "gecos", src, required=False)
+        shell = parse_str(get_path(data, self.shell_field), "shell", src, required=False)
+        gids = {
+            str(k): parse_int(v, "HTTPDirectory.group_gids", src)
+            for k, v in self.group_gids.items()
+        }
+        names = []
+        raw_groups = get_path(data, self.groups_field) if self.groups_field else None
+        if raw_groups is not None and not isinstance(raw_groups, list):
+            raise InvalidRecord(
+                f"{src}: attribute for groups is not a list",
+                field="groups",
+                kind="not a list",
+                source=src,
+            )
+        for item in raw_groups or ():
+            if isinstance(item, Mapping):
+                name = parse_str(item.get(self.group_name_key), "groups", src)
+                if item.get(self.group_gid_key) is not None:
+                    gids[name] = parse_int(item.get(self.group_gid_key), "posix_groups", src)
+            else:
+                name = parse_str(item, "groups", src)
+            names.append(name)
+        explicit = (
+            get_path(data, self.supplemental_gids_field) if self.supplemental_gids_field else None
+        )
+        supplemental = (
+            parse_int_list(explicit, "supplemental_gids", src) if explicit is not None else None
+        )
+        return UserRecord(
+            username=username,
+            uid=uid,
+            gid=gid,
+            home=home,
+            gecos=gecos,
+            shell=shell or "/bin/bash",
+            source=src,
+            **group_fields(gid, names, gids, supplemental),
+        )
+
+    async def check(self) -> str:
+        url = self._url("nbspawner-check-user")
+        where = urlsplit(url).netloc
+        try:
+            await self._fetch("nbspawner-check-user")
+        except UserNotFound:
+            pass  # the service answered; a 404 for a made-up user is the expected answer
+        return f"http: {where} answers"
