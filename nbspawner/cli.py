@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 import tempfile
@@ -89,9 +90,12 @@ def make_spawner(
     groups: Sequence[str] = (),
     auth_state: Any = None,
     user_options: dict[str, Any] | None = None,
+    cls: type | None = None,
 ):
-    """An NBSpawner configured exactly as the hub would configure it, for one user."""
+    """An NBSpawner (or ``cls``) configured exactly as the hub would configure it, for one user."""
     from .spawner import NBSpawner
+
+    cls = cls or NBSpawner
 
     user = CLIUser(
         name=username,
@@ -106,7 +110,7 @@ def make_spawner(
         base_url="/hub/",
         api_url="http://hub:8081/hub/api",
     )
-    spawner = NBSpawner(config=hub.config, user=user, hub=hub_obj)
+    spawner = cls(config=hub.config, user=user, hub=hub_obj)
     spawner.user_options = dict(user_options or {})
     return spawner
 
@@ -240,7 +244,13 @@ def cmd_lookup(args: argparse.Namespace) -> int:
 def cmd_profiles(args: argparse.Namespace) -> int:
     hub = _hub(args)
     profiles = asyncio.run(_profiles(hub, args.user))
-    print(_dump(_summarise_profiles(profiles) if not args.full else profiles), end="")
+    if args.full:
+        from .catalog import thaw
+
+        # the catalog's profile dicts are read-only FrozenDicts, which YAML's SafeDumper refuses
+        print(_dump(thaw(profiles)), end="")
+    else:
+        print(_dump(_summarise_profiles(profiles)), end="")
     return 0
 
 
@@ -304,8 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
             "-o",
             action="append",
             metavar="KEY=VALUE",
-            help="a profile option choice, as the spawn form sends it (e.g. "
-            "profile-option-jupyter-scipy--size=medium)",
+            help="a profile option choice, as the spawn form's user_options carry it (e.g. "
+            "size=medium, gpu=nvidia-a100)",
         )
 
     p = sub.add_parser("preview", help="what a user gets: their identity, profiles and exact pod")
@@ -350,6 +360,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    # the spawner's admin log lines (e.g. why a spawn is refused) go to stderr, not nowhere
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("# %(levelname)s: %(message)s"))
+    spawner_log = logging.getLogger("traitlets")
+    spawner_log.addHandler(handler)
     try:
         return args.func(args)
     except NBSpawnerError as err:
@@ -365,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"nbspawner: {type(err).__name__}: {message}", file=sys.stderr)
         return 1
+    finally:
+        spawner_log.removeHandler(handler)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ and ``attribute_map`` tables, without creating an ``ApiClient`` (which opens an 
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from typing import Any
 
@@ -39,26 +40,46 @@ def model_to_dict(obj: Any) -> Any:
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _parse_type(klass: str) -> tuple[str, str]:
+    """``"list[V1Container]"`` -> ("list", "V1Container"); ``"V1Pod"`` -> ("model", "V1Pod")."""
+    m = _LIST_RE.match(klass)
+    if m:
+        return "list", m.group(1)
+    m = _DICT_RE.match(klass)
+    if m:
+        return "dict", m.group(2)
+    if klass in _NATIVE or klass == "datetime":
+        return "native", klass
+    return "model", klass
+
+
+@functools.lru_cache(maxsize=None)
+def _model_fields(klass: str) -> tuple[type, dict[str, tuple[str, str]]]:
+    """The model class and, per JSON key, (attribute name, attribute type)."""
+    cls = getattr(k8s_models, klass)
+    return cls, {
+        json_key: (attr, cls.openapi_types[attr]) for attr, json_key in cls.attribute_map.items()
+    }
+
+
 def dict_to_model(data: Any, klass: str) -> Any:
     """The inverse of :func:`model_to_dict`: ``dict_to_model(pod_dict, "V1Pod")``."""
     if data is None:
         return None
-    m = _LIST_RE.match(klass)
-    if m:
-        return [dict_to_model(v, m.group(1)) for v in data]
-    m = _DICT_RE.match(klass)
-    if m:
-        return {k: dict_to_model(v, m.group(2)) for k, v in data.items()}
-    if klass in _NATIVE:
+    kind, inner = _parse_type(klass)
+    if kind == "list":
+        return [dict_to_model(v, inner) for v in data]
+    if kind == "dict":
+        return {k: dict_to_model(v, inner) for k, v in data.items()}
+    if kind == "native":
         return data
-    if klass == "datetime":
-        return data
-    cls = getattr(k8s_models, klass)
+    cls, fields = _model_fields(inner)
     kwargs = {}
-    reverse = {v: k for k, v in cls.attribute_map.items()}
     for key, value in data.items():
-        attr = reverse.get(key)
-        if attr is None:
-            raise ValueError(f"{klass} has no field {key!r}")
-        kwargs[attr] = dict_to_model(value, cls.openapi_types[attr])
+        try:
+            attr, attr_type = fields[key]
+        except KeyError:
+            raise ValueError(f"{klass} has no field {key!r}") from None
+        kwargs[attr] = dict_to_model(value, attr_type)
     return cls(**kwargs)

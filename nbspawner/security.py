@@ -134,8 +134,12 @@ def harden_pod(
     notebook_container: str = NOTEBOOK_CONTAINER,
     allow_root_group: bool = False,
     strict_supplemental_groups: bool = False,
+    in_place: bool = False,
 ) -> dict[str, Any]:
     """Return a hardened deep copy of ``pod`` (see the module docstring); ``pod`` is unchanged.
+
+    ``in_place=True`` edits and returns ``pod`` itself (the spawner's own throwaway dict:
+    the copy costs more than the hardening).
 
     ``strict_supplemental_groups`` sets ``supplementalGroupsPolicy: Strict`` (Kubernetes 1.31+
     feature gate SupplementalGroupsPolicy): the runtime then does not add the groups the
@@ -147,7 +151,8 @@ def harden_pod(
     if fs_group is not None:
         _check_identity(uid, fs_group, (), allow_root_group)
 
-    pod = copy.deepcopy(pod)
+    if not in_place:
+        pod = copy.deepcopy(pod)
     spec = pod.setdefault("spec", {}) if "spec" in pod or "containers" not in pod else pod
     psc = spec.get("securityContext") or {}
     spec["securityContext"] = psc

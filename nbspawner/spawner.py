@@ -82,6 +82,7 @@ _SHARED_DIRECTORIES: dict[str, CachedDirectory] = {}
 # One catalog file watcher per path, and parsed inline catalogs, likewise shared.
 _CATALOG_FILES: dict[tuple[str, float], CatalogFile] = {}
 _INLINE_CATALOGS: dict[str, Catalog] = {}
+_STORAGE_CONFIGS: dict[str, StorageConfig] = {}
 
 
 def _config_key(cls: type, config: Mapping[str, Any], extra: Mapping[str, Any]) -> str:
@@ -282,6 +283,9 @@ class NBSpawner(KubeSpawner):
     # -------------------------------------------------------------- directory glue
     def shared_directory(self) -> CachedDirectory:
         """The hub-wide cached directory for this configuration (created on first use)."""
+        cached = self.__dict__.get("_nb_directory")
+        if cached is not None:
+            return cached
         extra = {
             "ttl": self.directory_cache_ttl,
             "negative_ttl": self.directory_negative_cache_ttl,
@@ -298,6 +302,7 @@ class NBSpawner(KubeSpawner):
                 max_size=self.directory_cache_size,
             )
             _SHARED_DIRECTORIES[key] = cached
+        self.__dict__["_nb_directory"] = cached
         return cached
 
     async def _auth_state(self) -> Mapping[str, Any] | None:
@@ -519,6 +524,7 @@ class NBSpawner(KubeSpawner):
             supplemental_gids=gids,
             fs_group=self.fs_gid,
             allow_root_group=allow_root_group,
+            in_place=True,
         )
         problems = security.restricted_violations(pod, allow_root_group=allow_root_group)
         allowed_types = {"baseline": ("nfs",), "privileged": ("nfs", "hostPath")}.get(
@@ -561,13 +567,22 @@ class NBSpawner(KubeSpawner):
 
     @property
     def storage_config(self) -> StorageConfig:
-        """The storage settings, validated (ConfigError names the setting)."""
-        return StorageConfig.from_config(
-            home_volume=self.home_volume or None,
-            home_mount_path=self.home_mount_path,
-            data_shares=self.data_shares,
-            seed_home_from=self.seed_home_from,
+        """The storage settings, validated (ConfigError names the setting); parsed once per
+        distinct configuration, since the traits rarely change but spawns are frequent."""
+        key = json.dumps(
+            [self.home_volume, self.home_mount_path, self.data_shares, self.seed_home_from],
+            sort_keys=True,
+            default=repr,
         )
+        config = _STORAGE_CONFIGS.get(key)
+        if config is None:
+            config = _STORAGE_CONFIGS[key] = StorageConfig.from_config(
+                home_volume=self.home_volume or None,
+                home_mount_path=self.home_mount_path,
+                data_shares=self.data_shares,
+                seed_home_from=self.seed_home_from,
+            )
+        return config
 
     def build_pod_patch(self, record: UserRecord, pod: dict[str, Any]) -> PodPatch:
         """Everything nbspawner adds to the pod for this user (refuses on unsafe paths)."""

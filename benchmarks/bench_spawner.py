@@ -1,0 +1,198 @@
+"""Hub CPU per spawn: bare KubeSpawner vs NBSpawner, side by side in one process.
+
+    python -m benchmarks.bench_spawner [--rounds 7] [--spawns 200] [--json PATH]
+
+For each round, the same number of spawns is run for each variant (interleaved, so machine
+noise hits both alike), with the same image and resources:
+
+- ``bare``: kubespawner's ``load_user_options()`` (a static profile list) + ``get_pod_manifest()``;
+- ``nbspawner``: NBSpawner's whole per-spawn work: directory lookup from the cache, identity
+  validation, the catalog profile list for the user's groups, the choice check, kubespawner's
+  own ``load_user_options()`` and ``get_pod_manifest()``, then storage + passwd patches,
+  hardening and the restricted check.
+
+The figure that matters is the *extra* cost: ``(nbspawner - bare) / bare``. Scale points: users
+(distinct spawners) and catalog size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from kubespawner import KubeSpawner
+from traitlets.config import Config
+
+from nbspawner.cli import example_file, make_spawner, offline_kubeconfig
+from nbspawner.hubconfig import HubConfig
+
+IMAGE = "quay.io/jupyter/pytorch-notebook:cuda12-2025-03-17"
+
+
+def bare_config() -> HubConfig:
+    cfg = Config()
+    cfg.KubeSpawner.image = IMAGE
+    cfg.KubeSpawner.uid = 1000
+    cfg.KubeSpawner.fs_gid = 100
+    cfg.KubeSpawner.profile_list = [
+        {
+            "display_name": "PyTorch",
+            "slug": "pytorch",
+            "kubespawner_override": {"image": IMAGE, "cpu_limit": 4, "mem_limit": "16G"},
+        }
+    ]
+    return HubConfig(cfg, "bench")
+
+
+def nb_config(directory: str, catalog: str) -> HubConfig:
+    cfg = Config()
+    cfg.KubeSpawner.profile_list = []
+    cfg.KubeSpawner.uid = 1000
+    cfg.KubeSpawner.fs_gid = 100
+    cfg.JupyterHub.spawner_class = "nbspawner"
+    cfg.NBSpawner.directory_class = "static"
+    cfg.NBSpawner.catalog_file = catalog
+    cfg.NBSpawner.home_volume = {
+        "type": "pvc",
+        "claim_name": "homes",
+        "export_roots": ["/export/home"],
+    }
+    cfg.NBSpawner.data_shares = [
+        {
+            "name": "group-data",
+            "type": "pvc",
+            "claim_name": "data",
+            "mount_path": "/data/{group}",
+            "sub_path": "groups/{group}",
+            "allowed_groups": ["physics", "chemistry"],
+        }
+    ]
+    cfg.StaticDirectory.path = directory
+    return HubConfig(cfg, "bench")
+
+
+def write_directory(tmp: Path, users: int) -> str:
+    data = {
+        "groups": {"physics": {"gid": 3001}, "gpu-users": {"gid": 3003}},
+        "users": {
+            f"user{i}": {
+                "uid": 10000 + i,
+                "gid": 3001,
+                "home": f"/export/home/user{i}",
+                "groups": ["physics", "gpu-users"],
+            }
+            for i in range(users)
+        },
+    }
+    path = tmp / f"directory-{users}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def write_catalog(tmp: Path, images: int) -> str:
+    base = yaml.safe_load(open(example_file("catalog.yaml")))
+    if images > len(base["images"]):
+        template = dict(base["images"][0])
+        for i in range(images - len(base["images"])):
+            extra = dict(template, slug=f"extra-{i}", display_name=f"Extra {i}")
+            extra["allowed_groups"] = [f"group-{i % 50}"]
+            base["images"].append(extra)
+    path = tmp / f"catalog-{images}.yaml"
+    path.write_text(yaml.safe_dump(base, sort_keys=False))
+    return str(path)
+
+
+async def spawn_once(spawner) -> None:
+    await spawner.load_user_options()
+    await spawner.get_pod_manifest()
+
+
+async def time_spawns(spawners, n: int) -> float:
+    """Median µs per spawn over ``n`` spawns cycling through ``spawners``."""
+    samples = []
+    for i in range(n):
+        s = spawners[i % len(spawners)]
+        t0 = time.perf_counter()
+        await spawn_once(s)
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples) * 1e6
+
+
+async def measure(users: int, images: int, rounds: int, spawns: int, tmp: Path) -> dict:
+    directory = write_directory(tmp, users)
+    catalog = write_catalog(tmp, images)
+    with offline_kubeconfig():
+        bare = [
+            make_spawner(
+                bare_config(), f"user{i}", user_options={"profile": "pytorch"}, cls=KubeSpawner
+            )
+            for i in range(min(users, 50))
+        ]
+        nb = [
+            make_spawner(nb_config(directory, catalog), f"user{i}") for i in range(min(users, 50))
+        ]
+    for s in nb:
+        s.dry_run = True
+    # warm up: fill the directory cache for every user, load the catalog, build profile caches
+    for i in range(users):
+        with offline_kubeconfig():
+            s = make_spawner(nb_config(directory, catalog), f"user{i}")
+        s.dry_run = True
+        await spawn_once(s)
+    for s in bare + nb:
+        await spawn_once(s)
+    bare_us, nb_us = [], []
+    for _ in range(rounds):
+        gc.collect()
+        bare_us.append(await time_spawns(bare, spawns))
+        nb_us.append(await time_spawns(nb, spawns))
+    b = statistics.median(bare_us)
+    n = statistics.median(nb_us)
+    return {
+        "users": users,
+        "catalog_images": images,
+        "bare_us": round(b, 1),
+        "nbspawner_us": round(n, 1),
+        "extra_us": round(n - b, 1),
+        "extra_ratio": round((n - b) / b, 2),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--spawns", type=int, default=100)
+    parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--quick", action="store_true", help="fewer points, for smoke tests")
+    args = parser.parse_args(argv)
+    points = [(100, 12), (1000, 12), (1000, 100), (10000, 12)]
+    if args.quick:
+        points = [(10, 12), (100, 50), (200, 12)]
+        args.rounds, args.spawns = 2, 20
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for users, images in points:
+            results.append(asyncio.run(measure(users, images, args.rounds, args.spawns, Path(tmp))))
+    header = f"{'users':>6} {'images':>6} {'bare µs':>9} {'nbspawner µs':>13} {'extra µs':>9} {'extra/bare':>10}"
+    print("Hub CPU per spawn (median of rounds; load_user_options + get_pod_manifest)")
+    print(header)
+    for r in results:
+        print(
+            f"{r['users']:>6} {r['catalog_images']:>6} {r['bare_us']:>9} {r['nbspawner_us']:>13} "
+            f"{r['extra_us']:>9} {r['extra_ratio']:>10}"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps({"spawner_cpu": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
