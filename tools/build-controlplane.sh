@@ -76,6 +76,7 @@ JOBS="${NBSPAWNER_BUILD_JOBS:-2}"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$WORK/bin"
 
 minor="${K8S_VERSION#v1.}"          # 35.4
 STAGING_VERSION="v0.${minor}"        # v0.35.4
@@ -119,10 +120,10 @@ if [ ! -x "$OUT/kube-apiserver" ]; then
     ldflags="$ldflags -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$major_minor"
     ldflags="$ldflags -X $p.gitTreeState=clean -X $p.buildDate=$BUILD_DATE"
   done
-  go build -p "$JOBS" -ldflags "$ldflags" -o "$WORK/kube-apiserver" \
+  go build -p "$JOBS" -ldflags "$ldflags" -o "$WORK/bin/kube-apiserver" \
     k8s.io/kubernetes/cmd/kube-apiserver
-  "$WORK/kube-apiserver" --version
-  mv "$WORK/kube-apiserver" "$OUT/kube-apiserver"
+  "$WORK/bin/kube-apiserver" --version
+  mv "$WORK/bin/kube-apiserver" "$OUT/kube-apiserver"
   step "kube-apiserver ready"
 fi
 
@@ -152,9 +153,9 @@ if [ ! -x "$OUT/etcd" ]; then
   step "downloading etcd modules"
   go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
   step "compiling etcd"
-  go build -p "$JOBS" -ldflags "-s -w" -o "$WORK/etcd" go.etcd.io/etcd/server/v3
-  "$WORK/etcd" --version
-  mv "$WORK/etcd" "$OUT/etcd"
+  go build -p "$JOBS" -ldflags "-s -w" -o "$WORK/bin/etcd" go.etcd.io/etcd/server/v3
+  "$WORK/bin/etcd" --version
+  mv "$WORK/bin/etcd" "$OUT/etcd"
   step "etcd ready"
 fi
 
