@@ -40,7 +40,7 @@ def model_to_dict(obj: Any) -> Any:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parse_type(klass: str) -> tuple[str, str]:
     """``"list[V1Container]"`` -> ("list", "V1Container"); ``"V1Pod"`` -> ("model", "V1Pod")."""
     m = _LIST_RE.match(klass)
@@ -54,7 +54,7 @@ def _parse_type(klass: str) -> tuple[str, str]:
     return "model", klass
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model_fields(klass: str) -> tuple[type, dict[str, tuple[str, str]]]:
     """The model class and, per JSON key, (attribute name, attribute type)."""
     cls = getattr(k8s_models, klass)
