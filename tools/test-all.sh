@@ -74,10 +74,10 @@ make_venv .venv-pinned -c "$CONSTRAINTS" \
 # the package itself exactly as an admin installs it into the hub image: no dependencies pulled
 .venv-pinned/bin/python -m pip install -q --no-deps -e .
 .venv-pinned/bin/python -c "import nbspawner, nbspawner.spawner; print('hub-image environment loads', nbspawner.NBSpawner)"
-.venv-pinned/bin/python -m pip install -q -c "$CONSTRAINTS" -e ".[test]"
+.venv-pinned/bin/python -m pip install -q -c "$CONSTRAINTS" -e ".[test,docs]"
 
 log "Python environment: newest releases"
-make_venv .venv-latest --upgrade -e ".[test]"
+make_venv .venv-latest --upgrade -e ".[test,docs]"
 
 log "lint"
 .venv-latest/bin/ruff check nbspawner tests benchmarks

@@ -1,0 +1,233 @@
+"""nbspawner.checks: every check's OK/WARN/FAIL line, with a static directory (no network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from nbspawner.checks import run_checks
+from nbspawner.cli import example_config, example_file
+from nbspawner.hubconfig import load_hub_config
+
+REPO = Path(__file__).resolve().parents[2]
+BAD_CATALOG = REPO / "tests" / "data" / "catalogs" / "bad-slug.yaml"
+
+
+def values(**nbspawner: Any) -> dict[str, Any]:
+    return {
+        "hub": {
+            "config": {
+                "JupyterHub": {"spawner_class": "nbspawner"},
+                "NBSpawner": {
+                    "directory_class": "static",
+                    "catalog_file": example_file("catalog.yaml"),
+                    **nbspawner,
+                },
+                "StaticDirectory": {"path": example_file("directory.yaml")},
+            }
+        },
+        "singleuser": {
+            "storage": {"type": "none"},
+            "cloudMetadata": {"blockWithIptables": False},
+        },
+    }
+
+
+async def check(tmp_path: Path, data: dict[str, Any]) -> tuple[bool, list[str]]:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return await run_checks(load_hub_config(path))
+
+
+def fails(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("FAIL")]
+
+
+async def test_bundled_example_passes():
+    ok, lines = await run_checks(example_config())
+    assert ok, lines
+    assert lines[-1] == "nbspawner check: all checks passed"
+    assert "OK   directory: static: 3 users in " in "\n".join(lines)
+    # its catalog has an image with an nfs volume, which "restricted" forbids
+    assert any(
+        line.startswith("WARN catalog: image 'kubeflow-scipy' declares a 'nfs' volume")
+        for line in lines
+    )
+
+
+async def test_a_clean_configuration(tmp_path):
+    ok, lines = await check(tmp_path, values())
+    assert ok, lines
+    assert lines[:4] == [
+        f"OK   configuration: {tmp_path / 'config.yaml'}",
+        "OK   JupyterHub.spawner_class is nbspawner",
+        "OK   settings: every NBSpawner and directory setting is known",
+        "OK   NBSpawner settings load (directory StaticDirectory, passwd hook init-container, "
+        "Pod Security level restricted)",
+    ]
+
+
+async def test_unknown_settings_and_classes(tmp_path):
+    data = values(home_volum={})
+    data["hub"]["config"]["StaticDirectry"] = {"path": "x"}
+    data["hub"]["config"]["StaticDirectory"]["pth"] = "x"
+    ok, lines = await check(tmp_path, data)
+    assert not ok
+    assert sorted(fails(lines)) == [
+        "FAIL settings: NBSpawner.home_volum is not a setting (did you mean "
+        "NBSpawner.home_volume?); it is ignored",
+        "FAIL settings: StaticDirectory.pth is not a setting (did you mean "
+        "StaticDirectory.path?); it is ignored",
+        "FAIL settings: there is no class 'StaticDirectry' (did you mean StaticDirectory?); "
+        "its settings are ignored",
+    ]
+    assert lines[-1] == "nbspawner check: 3 problems found"
+
+
+async def test_settings_that_do_not_load(tmp_path):
+    ok, lines = await check(tmp_path, values(pod_security_level="strict"))
+    assert not ok
+    assert fails(lines)[0].startswith(
+        "FAIL NBSpawner settings cannot be loaded: TraitError: The 'pod_security_level' trait"
+    )
+
+
+@pytest.mark.parametrize(
+    ("home_volume", "level", "expected"),
+    [
+        (
+            {"type": "nfs", "server": "nfs.example.org", "export_roots": ["/home"]},
+            "restricted",
+            "FAIL storage: NBSpawner.home_volume has type 'nfs', which Pod Security 'restricted' "
+            "forbids",
+        ),
+        (
+            {"type": "hostPath", "export_roots": ["/home"]},
+            "baseline",
+            "FAIL storage: NBSpawner.home_volume has type 'hostPath', which Pod Security "
+            "'baseline' forbids",
+        ),
+        (
+            {"type": "pvc", "claim_name": "homes"},
+            "restricted",
+            "FAIL storage: NBSpawner.home_volume.export_roots is required for type pvc",
+        ),
+    ],
+)
+async def test_storage(tmp_path, home_volume, level, expected):
+    ok, lines = await check(tmp_path, values(home_volume=home_volume, pod_security_level=level))
+    assert not ok
+    assert any(line.startswith(expected) for line in lines), lines
+
+
+async def test_lower_level_allows_nfs(tmp_path):
+    home = {"type": "nfs", "server": "nfs.example.org", "export_roots": ["/export/home"]}
+    ok, lines = await check(tmp_path, values(home_volume=home, pod_security_level="baseline"))
+    assert ok, lines
+    assert "OK   storage: home from nfs nfs.example.org at /home/{username}, 0 data shares" in lines
+
+
+async def test_chart_defaults_are_reported(tmp_path):
+    data = values(home_volume={"type": "pvc", "claim_name": "homes", "export_roots": ["/x"]})
+    del data["singleuser"]  # the chart's defaults: iptables init container, a PVC per user
+    ok, lines = await check(tmp_path, data)
+    assert not ok
+    assert any(
+        line.startswith("FAIL pod: the init container 'block-cloud-metadata' runs privileged")
+        and line.endswith("z2jh: set singleuser.cloudMetadata.blockWithIptables: false")
+        for line in lines
+    )
+    assert any(line.startswith("WARN storage: KubeSpawner also creates a PVC") for line in lines)
+
+
+async def test_chart_home_without_fsgroup(tmp_path):
+    data = values()
+    data["singleuser"]["storage"] = {"type": "dynamic", "homeMountPath": "/home/jovyan"}
+    ok, lines = await check(tmp_path, data)
+    assert ok  # warnings only
+    assert any(
+        line.startswith("WARN storage: HOME is /home/{username} (NBSpawner.home_mount_path)")
+        for line in lines
+    )
+    assert any(line.endswith("set NBSpawner.keep_fs_gid: true") for line in lines)
+
+
+async def test_invalid_catalog(tmp_path):
+    ok, lines = await check(tmp_path, values(catalog_file=str(BAD_CATALOG)))
+    assert not ok
+    index = lines.index(
+        f"FAIL catalog: Catalog {BAD_CATALOG} is invalid (2 problems); fix these problems:"
+    )
+    assert lines[index + 1].startswith("       images[0] (slug 'SciPy').slug: 'SciPy' is not")
+
+
+async def test_missing_catalog_and_directory_file(tmp_path):
+    data = values(catalog_file="/usr/local/etc/nbspawner/catalog.yaml")
+    data["hub"]["config"]["StaticDirectory"]["path"] = "/usr/local/etc/nbspawner/directory.yaml"
+    ok, lines = await check(tmp_path, data)
+    assert not ok
+    assert len(fails(lines)) == 2
+    for line in fails(lines):
+        assert "pass a local copy with --file MOUNTPATH=LOCALPATH" in line, line
+
+
+async def test_inline_catalog_and_profile_list(tmp_path):
+    catalog = {
+        "version": 1,
+        "images": [{"slug": "scipy", "display_name": "SciPy", "image": "quay.io/x/y:1"}],
+    }
+    ok, lines = await check(tmp_path, values(catalog_file="", catalog=catalog))
+    assert ok, lines
+    assert "OK   catalog: NBSpawner.catalog (inline): 1 image, 0 sizes, 0 GPU options" in "\n".join(
+        lines
+    )
+    data = values()
+    data["singleuser"]["profileList"] = [{"display_name": "x", "kubespawner_override": {}}]
+    ok, lines = await check(tmp_path, data)
+    assert ok, lines
+    assert (
+        "OK   catalog: not used, KubeSpawner.profile_list is set; "
+        "NBSpawner.catalog_file/catalog are ignored"
+    ) in lines
+
+
+async def test_auth_state_backends_need_auth_state(tmp_path):
+    data = values(directory_class="oidc")
+    ok, lines = await check(tmp_path, data)
+    assert not ok
+    assert fails(lines) == [
+        "FAIL directory: OIDCClaimsDirectory reads the authenticator's auth_state, which is off. "
+        "Set enable_auth_state: true on the authenticator (e.g. "
+        "hub.config.GenericOAuthenticator.enable_auth_state)"
+    ]
+    data["hub"]["config"]["GenericOAuthenticator"] = {"enable_auth_state": True}
+    ok, lines = await check(tmp_path, data)
+    assert ok, lines
+
+
+async def test_identity_settings(tmp_path):
+    ok, lines = await check(tmp_path, values(fallback_identity={"uid": 1000}))
+    assert not ok
+    assert any(
+        line.startswith("FAIL NBSpawner.fallback_identity: NBSpawner.fallback_identity needs")
+        for line in lines
+    )
+    fallback = {"uid": 1000, "gid": 100, "home": "/home/{username}"}
+    ok, lines = await check(tmp_path, values(fallback_identity=fallback, passwd_hook="off"))
+    assert ok, lines
+    assert any(line.startswith("WARN NBSpawner.fallback_identity is set") for line in lines)
+    assert any(line.startswith('WARN NBSpawner.passwd_hook is "off"') for line in lines)
+    ok, lines = await check(tmp_path, values(default_groups={"users": 0}))
+    assert not ok
+    assert any(line.startswith("FAIL NBSpawner.default_groups must map") for line in lines)
+
+
+async def test_spawner_class(tmp_path):
+    data = values()
+    data["hub"]["config"]["JupyterHub"]["spawner_class"] = "kubespawner.KubeSpawner"
+    ok, lines = await check(tmp_path, data)
+    assert ok
+    assert any(line.startswith("WARN JupyterHub.spawner_class is 'kubespawner") for line in lines)
