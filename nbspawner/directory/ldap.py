@@ -1,9 +1,11 @@
 """LDAPDirectory: posixAccount/posixGroup lookups with ldap3, off the event loop.
 
 ldap3 is synchronous, so every ldap3 call runs in a dedicated thread pool of ``pool_size``
-workers. Each worker thread owns at most one bound connection (reused across lookups, reopened
-after a failure), so the number of LDAP connections never exceeds ``pool_size`` however many
-users spawn at once. ``connections_opened`` counts the connections opened so far.
+workers. A lookup borrows an idle bound connection (or opens one when none is idle) and returns
+it afterwards; a connection is used by one thread at a time and dropped after a failure. As at
+most ``pool_size`` lookups run at once, there are never more than ``pool_size`` LDAP
+connections, however many users spawn at once. ``connections_opened`` counts the connections
+opened so far.
 
 Failover is done here rather than with ldap3's ``ServerPool``: the pool's availability check
 opens an extra socket per connection and, once every server has failed, sleeps
@@ -274,8 +276,9 @@ class LDAPDirectory(Directory):
         #: LDAP connections opened since start (for metrics, tests and the benchmark)
         self.connections_opened = 0
         self._lock = threading.Lock()
-        self._local = threading.local()
+        #: every open connection, and the idle ones among them (guarded by _lock)
         self._connections: set[Any] = set()
+        self._idle: list[Any] = []
         self._executor: ThreadPoolExecutor | None = None
         self._servers: list[Any] | None = None
         self._server_down_until: dict[int, float] = {}
@@ -518,19 +521,30 @@ class LDAPDirectory(Directory):
         except Exception:  # noqa: S110 - the connection is broken already; nothing to do
             pass
 
-    def _connection(self) -> tuple[Any, bool]:
-        """This worker thread's connection; ``(conn, True)`` when freshly opened."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and not conn.closed:
-            return conn, False
-        conn = self._open()
-        self._local.conn = conn
-        return conn, True
+    def _acquire(self) -> tuple[Any, bool]:
+        """An idle connection (most recently used first) or a new one; ``(conn, fresh)``.
 
-    def _discard_local(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
+        At most ``pool_size`` worker threads hold a connection at a time, and a new one is only
+        opened when none is idle, so there are never more than ``pool_size`` connections; under
+        light load the same one or two are reused.
+        """
+        with self._lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.closed:
+                    return conn, False
+                self._connections.discard(conn)
+        return self._open(), True
+
+    def _release(self, conn: Any) -> None:
+        with self._lock:
+            if conn in self._connections:  # not closed by close() meanwhile
+                self._idle.append(conn)
+
+    def _discard_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
             self._safe_unbind(conn)
 
     # -- searching (worker threads only) -------------------------------------------------------
@@ -550,6 +564,11 @@ class LDAPDirectory(Directory):
             )
         except ldap_exc.LDAPCommunicationError as e:
             raise _Retryable(type(e).__name__, "timed out" in str(e)) from None
+        except ldap_exc.LDAPInvalidFilterError:
+            raise ConfigError(
+                f"ldap: the filter for a search under {base} is not valid LDAP filter syntax. "
+                "Check LDAPDirectory.search_filter, group_filter and primary_group_filter"
+            ) from None
         except ldap_exc.LDAPException as e:
             raise DirectoryError(f"ldap: search failed ({type(e).__name__})") from None
         result = conn.result or {}
@@ -569,21 +588,32 @@ class LDAPDirectory(Directory):
         return entries
 
     def _lookup_blocking(self, username: str) -> UserRecord:
-        conn, fresh = self._connection()
+        conn, fresh = self._acquire()
         try:
-            return self._lookup_on(conn, username)
+            return self._lookup_with(conn, username)
         except _Retryable as e:
-            self._discard_local()
             # A reused connection may simply be stale (server restarted, idle timeout): retry
             # once on a new one. Not after a timeout, which would double the wait.
             if fresh or e.timed_out:
                 raise self._connection_lost(e) from None
-        conn, _ = self._connection()
+            self._discard_idle()  # they went stale together
         try:
-            return self._lookup_on(conn, username)
+            return self._lookup_with(self._open(), username)
         except _Retryable as e:
-            self._discard_local()
             raise self._connection_lost(e) from None
+
+    def _lookup_with(self, conn: Any, username: str) -> UserRecord:
+        """Look up on ``conn``, then return it to the pool, or drop it if it may be broken."""
+        try:
+            record = self._lookup_on(conn, username)
+        except NBSpawnerError:
+            self._release(conn)  # an answer (not found, malformed...): the connection is fine
+            raise
+        except BaseException:
+            self._safe_unbind(conn)  # _Retryable or anything unexpected: state unknown
+            raise
+        self._release(conn)
+        return record
 
     def _connection_lost(self, e: _Retryable) -> DirectoryError:
         if e.timed_out:
@@ -766,6 +796,7 @@ class LDAPDirectory(Directory):
         with self._lock:
             connections = list(self._connections)
             self._connections.clear()
+            self._idle.clear()
         for conn in connections:
             try:
                 conn.unbind()

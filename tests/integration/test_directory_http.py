@@ -1,0 +1,269 @@
+"""HTTPDirectory against a real tornado JSON API on loopback (plain and HTTPS)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tornado.web
+from tornado.httpserver import HTTPServer
+
+from nbspawner.directory.http import HTTPDirectory
+from nbspawner.errors import ConfigError, DirectoryError, InvalidRecord, UserNotFound
+from tests.fixtures.slapd import load_directory_data, make_test_pki
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "tok-Zq81-NEVER-LOG-ME"
+
+
+def user_document(name: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The API's answer for a user of ldap_data/directory.yaml, shaped like a typical IdM API."""
+    spec = data["users"].get(name)
+    if spec is None:
+        return None
+    groups = []
+    for gname, gspec in data["groups"].items():
+        if name in gspec.get("members", []) or gspec["gid"] == spec.get("gid"):
+            groups.append({"name": gname, "gid": gspec["gid"]})
+    posix: dict[str, Any] = {"uidNumber": spec["uid"], "homeDirectory": spec["home"]}
+    if "gid" in spec:
+        posix["gidNumber"] = spec["gid"]
+    if spec.get("shell"):
+        posix["loginShell"] = spec["shell"]
+    return {
+        "data": {
+            "username": name,
+            "displayName": spec.get("gecos", ""),
+            "posix": posix,
+            "groups": groups,
+        }
+    }
+
+
+class JSONUserServer:
+    """A tornado app on its own thread and loop, answering ``GET /api/users/<name>``.
+
+    Also ``/slow/<name>`` (answers after 3 s), ``/error/<name>`` (500), ``/html/<name>`` (a
+    login page), ``/other/<name>`` (someone else's record). Requests must carry the bearer token.
+    """
+
+    def __init__(self, tls: Any = None) -> None:
+        self.data = load_directory_data()
+        self.tls = tls
+        self.requests: list[tuple[str, str | None]] = []
+        self.port = 0
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+
+    @property
+    def base_url(self) -> str:
+        scheme = "https" if self.tls else "http"
+        host = "localhost" if self.tls else "127.0.0.1"
+        return f"{scheme}://{host}:{self.port}"
+
+    def start(self) -> JSONUserServer:
+        threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True).start()
+        if not self._ready.wait(10):
+            raise RuntimeError("JSON user server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    async def _main(self) -> None:
+        server_self = self
+
+        class Users(tornado.web.RequestHandler):
+            async def get(self, mode: str, name: str) -> None:
+                server_self.requests.append((name, self.request.headers.get("Authorization")))
+                if self.request.headers.get("Authorization") != f"Bearer {TOKEN}":
+                    raise tornado.web.HTTPError(401)
+                if mode == "slow":
+                    assert server_self._stop is not None
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(server_self._stop.wait(), 3)
+                if mode == "error":
+                    raise tornado.web.HTTPError(500)
+                if mode == "html":
+                    self.write("<html><body>Please log in</body></html>")
+                    return
+                if mode == "other":
+                    name = "bob"
+                doc = user_document(name, server_self.data)
+                if doc is None:
+                    raise tornado.web.HTTPError(404)
+                self.set_header("Content-Type", "application/json")
+                self.write(json.dumps(doc))
+
+        app = tornado.web.Application([(r"/(api|slow|error|html|other)/users/([^/]+)", Users)])
+        ssl_options = None
+        if self.tls is not None:
+            import ssl
+
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(self.tls.cert_file, self.tls.key_file)
+            ssl_options = ctx
+        server = HTTPServer(app, ssl_options=ssl_options)
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        server.add_sockets(sockets)
+        self.port = sockets[0].getsockname()[1]
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._ready.set()
+        await self._stop.wait()
+        server.stop()
+
+
+HTTP_FIELDS = {
+    "record_path": "data",
+    "uid_field": "posix.uidNumber",
+    "gid_field": "posix.gidNumber",
+    "home_field": "posix.homeDirectory",
+    "shell_field": "posix.loginShell",
+    "gecos_field": "displayName",
+}
+
+
+@pytest.fixture(scope="module")
+def json_users() -> Iterator[JSONUserServer]:
+    server = JSONUserServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def token_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("http-token") / "token"
+    path.write_text(TOKEN + "\n")
+    return path
+
+
+def make_http_directory(server: JSONUserServer, token_file: Path, mode: str = "api", **traits):
+    config = {
+        "url_template": f"{server.base_url}/{mode}/users/{{username}}",
+        "token_file": str(token_file),
+        **HTTP_FIELDS,
+    }
+    config.update(traits)
+    return HTTPDirectory(**config)
+
+
+async def test_known_user(json_users, token_file):
+    record = await make_http_directory(json_users, token_file).lookup("alice")
+    assert (record.uid, record.gid, record.home, record.gecos) == (
+        2001,
+        2000,
+        "/home/alice",
+        "Alice Liddell",
+    )
+    assert record.posix_groups == (("gpu-users", 3002), ("hpc", 2000), ("physics", 3001))
+    assert record.source == "http"
+    assert json_users.requests[-1] == ("alice", f"Bearer {TOKEN}")
+
+
+async def test_token_from_environment(json_users, monkeypatch):
+    monkeypatch.setenv("NBSPAWNER_TEST_HTTP_TOKEN", TOKEN)
+    directory = make_http_directory(json_users, Path("/unused"))
+    directory.token_file = ""
+    directory.token_env = "NBSPAWNER_TEST_HTTP_TOKEN"
+    assert (await directory.lookup("bob")).uid == 2002
+
+
+async def test_not_found(json_users, token_file):
+    with pytest.raises(UserNotFound):
+        await make_http_directory(json_users, token_file).lookup("nobody")
+
+
+@pytest.mark.parametrize(
+    "username", ["../users/alice", "alice/../bob", "a?b=c", "a#b", "a b", "%2e%2e", "José"]
+)
+async def test_usernames_are_url_quoted(json_users, token_file, username):
+    with pytest.raises(UserNotFound):
+        await make_http_directory(json_users, token_file).lookup(username)
+    assert json_users.requests[-1][0] == username  # the server saw exactly the name, one segment
+
+
+async def test_wrong_token_is_a_directory_error_without_the_token(json_users, tmp_path, caplog):
+    bad = tmp_path / "bad-token"
+    bad.write_text("wrong-token-value")
+    with pytest.raises(DirectoryError) as info:
+        await make_http_directory(json_users, bad).lookup("alice")
+    assert not isinstance(info.value, UserNotFound)
+    assert "401" in info.value.log_message and "token_file" in info.value.log_message
+    assert "wrong-token-value" not in info.value.log_message
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [("error", "answered 500"), ("html", "not with JSON")],
+)
+async def test_server_failures(json_users, token_file, mode, message):
+    with pytest.raises(DirectoryError, match=message) as info:
+        await make_http_directory(json_users, token_file, mode).lookup("alice")
+    assert not isinstance(info.value, UserNotFound)
+
+
+async def test_timeout(json_users, token_file):
+    directory = make_http_directory(json_users, token_file, "slow", request_timeout=0.5)
+    start = time.monotonic()
+    with pytest.raises(DirectoryError, match="request_timeout"):
+        await directory.lookup("alice")
+    assert time.monotonic() - start < 2
+
+
+async def test_connection_refused():
+    from tests.fixtures.slapd import find_free_port
+
+    directory = HTTPDirectory(url_template=f"http://127.0.0.1:{find_free_port()}/u/{{username}}")
+    with pytest.raises(DirectoryError, match="cannot reach .*url_template"):
+        await directory.lookup("alice")
+
+
+async def test_answer_for_another_user_is_refused(json_users, token_file):
+    with pytest.raises(InvalidRecord) as info:
+        await make_http_directory(json_users, token_file, "other").lookup("alice")
+    assert info.value.field == "username"
+
+
+async def test_config_errors(json_users, token_file):
+    with pytest.raises(ConfigError, match="url_template"):
+        await HTTPDirectory().lookup("alice")
+    with pytest.raises(ConfigError, match="token_file"):
+        await make_http_directory(json_users, Path("/nonexistent/token")).lookup("alice")
+
+
+@pytest.fixture(scope="module")
+def https_users(tmp_path_factory) -> Iterator[tuple[JSONUserServer, Any]]:
+    pki = make_test_pki(tmp_path_factory.mktemp("https-pki"))
+    server = JSONUserServer(tls=pki).start()
+    yield server, pki
+    server.stop()
+
+
+async def test_https_with_ca_file(https_users, token_file):
+    server, pki = https_users
+    directory = make_http_directory(server, token_file, ca_file=str(pki.ca_file))
+    assert (await directory.lookup("alice")).uid == 2001
+
+
+async def test_https_wrong_ca_is_refused(https_users, token_file):
+    server, pki = https_users
+    directory = make_http_directory(server, token_file, ca_file=str(pki.wrong_ca_file))
+    with pytest.raises(DirectoryError, match="TLS .*ca_file"):
+        await directory.lookup("alice")
+
+
+async def test_check(json_users, token_file):
+    assert await make_http_directory(json_users, token_file).check() == (
+        f"http: 127.0.0.1:{json_users.port} answers"
+    )
