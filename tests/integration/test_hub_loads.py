@@ -3,6 +3,7 @@
 import textwrap
 
 import pytest
+import requests
 import yaml
 
 from nbspawner.cli import example_file
@@ -44,6 +45,7 @@ def test_hub_loads_nbspawner_with_z2jh_settings(tmp_path):
         c.StaticDirectory.path = {example_file("directory.yaml")!r}
         c.JupyterHub.authenticator_class = "dummy"
         c.Authenticator.allow_all = True
+        c.JupyterHub.authenticate_prometheus = False
         """
     )
     env = {"KUBECONFIG": str(write_dry_kubeconfig(tmp_path))}
@@ -59,3 +61,8 @@ def test_hub_loads_nbspawner_with_z2jh_settings(tmp_path):
             "Refusing to spawn mallory: static: user 'mallory' is not in "
             "StaticDirectory.users or .path" in hub.log()
         )
+        # nbspawner's metrics are on the hub's own /metrics
+        metrics = requests.get(hub.url + "/hub/metrics", timeout=30).text
+        assert 'nbspawner_spawn_refusals_total{reason="not_found"} 1.0' in metrics
+        assert "nbspawner_directory_lookup_duration_seconds_bucket" in metrics
+        assert 'nbspawner_directory_cache_requests_total{result="miss"}' in metrics
