@@ -212,7 +212,7 @@ def test_catalog_objects_are_immutable():
     with pytest.raises(TypeError):
         image.env["EXTRA"] = "x"  # type: ignore[index]
     with pytest.raises(TypeError):
-        image.volumes[0]["nfs"]["readOnly"] = False  # type: ignore[index]
+        image.volumes[0]["persistentVolumeClaim"]["readOnly"] = False  # type: ignore[index]
     with pytest.raises(AttributeError):
         catalog.images.append(image)  # type: ignore[attr-defined]
 
