@@ -31,7 +31,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 log "apt packages"
-APT_PACKAGES=(slapd ldap-utils chromium busybox git bash dash util-linux openssh-client procps ca-certificates)
+APT_PACKAGES=(slapd ldap-utils chromium busybox git bash dash util-linux mount passwd openssh-client procps ca-certificates python3 python3-venv)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -51,6 +51,9 @@ configurable-http-proxy --version
 
 log "control plane: kube-apiserver + etcd (first build takes a while, then cached)"
 bash "$HERE/build-controlplane.sh"
+
+log "notebook environment for the end-to-end tests (plays the notebook image; cached)"
+bash "$HERE/singleuser-venv.sh"
 
 # make_venv NAME [pip args...]
 make_venv() {
