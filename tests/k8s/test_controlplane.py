@@ -176,7 +176,7 @@ def test_pod_runs_as_its_uid_with_own_ip(k8s: ControlPlane, kubelet):
     pod = k8s.wait_for_pod("runs", is_ready, 60)
     assert pod["status"]["phase"] == "Running"
     ip = pod["status"]["podIP"]
-    assert ip.startswith("127.0.") and ip != "127.0.0.1"
+    assert ip.startswith("127.") and ip != "127.0.0.1"
     assert pod["status"]["podIPs"] == [{"ip": ip}]
     assert pod["spec"]["nodeName"] == kubelet.node_name
     [cs] = pod["status"]["containerStatuses"]
@@ -294,13 +294,13 @@ def test_delete_kills_processes(k8s: ControlPlane, kubelet):
 
 def test_subpath_of_missing_file_becomes_a_directory(k8s: ControlPlane, kubelet):
     vol = [{"name": "scratch", "emptyDir": {}}]
-    mounts = [{"name": "scratch", "mountPath": "/opt/nbspawner-test/conf", "subPath": "conf"}]
-    pod = restricted_pod("subdir", "ls -ld /opt/nbspawner-test/conf; sleep 30", volumes=vol)
+    mounts = [{"name": "scratch", "mountPath": "/opt/nbspawner-subpath-probe/conf", "subPath": "conf"}]
+    pod = restricted_pod("subdir", "ls -ld /opt/nbspawner-subpath-probe/conf; sleep 30", volumes=vol)
     pod["spec"]["containers"][0]["volumeMounts"] = mounts
     k8s.create_pod(pod, as_hub=True)
     k8s.wait_for_pod("subdir", is_ready)
-    assert kubelet.wait_for_log("subdir", "/opt/nbspawner-test/conf").startswith("d")
-    assert not os.path.exists("/opt/nbspawner-test")  # created in the pod's private root
+    assert kubelet.wait_for_log("subdir", "/opt/nbspawner-subpath-probe/conf").startswith("d")
+    assert not os.path.exists("/opt/nbspawner-subpath-probe")  # created in the pod's private root
 
 
 def test_subpath_directory_over_etc_passwd_fails_start(k8s: ControlPlane, kubelet):
@@ -497,7 +497,7 @@ async def test_kubespawner_start_poll_stop(k8s: ControlPlane, kubelet):
     pod = k8s.get_pod(spawner.pod_name)
     ip = pod["status"]["podIP"]
     assert url == f"http://{ip}:8888"
-    assert ip.startswith("127.0.") and ip != "127.0.0.1"
+    assert ip.startswith("127.") and ip != "127.0.0.1"
     assert pod["spec"]["automountServiceAccountToken"] is False
     assert await spawner.poll() is None
 
