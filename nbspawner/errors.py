@@ -133,3 +133,11 @@ class UnsafePod(NBSpawnerError):
     default_user_message = "The selected environment asks for privileges that are not allowed."
     default_reason = "unsafe_pod"
     status = 403
+
+
+class ClusterRejected(NBSpawnerError):
+    """The Kubernetes API server refused the pod or a resource nbspawner created (admission,
+    quota, validation): the pod nbspawner built does not fit this cluster's rules."""
+
+    default_reason = "api_rejected"
+    status = 403

@@ -38,6 +38,7 @@ from .catalog import Catalog, CatalogFile, load_data
 from .directory.base import Directory, UserRecord
 from .directory.cache import CachedDirectory
 from .errors import (
+    ClusterRejected,
     ConfigError,
     DirectoryError,
     ForbiddenChoice,
@@ -508,9 +509,8 @@ class NBSpawner(KubeSpawner):
             pod_dict = self.secure_pod(record, pod_dict)
         except NBSpawnerError as err:
             raise self._refuse(err) from None
+        # created right before the pod POST (see _make_create_pod_request)
         self.pending_secrets = patch.secrets
-        if patch.secrets and not self.dry_run:
-            await self._create_secrets(patch.secrets)
         return dict_to_model(pod_dict, "V1Pod")
 
     def secure_pod(self, record: UserRecord, pod: dict[str, Any]) -> dict[str, Any]:
@@ -543,6 +543,8 @@ class NBSpawner(KubeSpawner):
         return pod
 
     async def _create_secrets(self, secrets: list[dict[str, Any]]) -> None:
+        """Create the pod's Secrets, replacing leftovers (z2jh's hub Role can create and delete
+        Secrets but not update them, and ours are immutable anyway)."""
         for secret in secrets:
             name = secret["metadata"]["name"]
             body = dict_to_model(secret, "V1Secret")
@@ -551,8 +553,38 @@ class NBSpawner(KubeSpawner):
             except ApiException as e:
                 if e.status != 409:
                     raise
-                await self.api.replace_namespaced_secret(name, self.namespace, body)
+                self.log.info("Replacing leftover Secret %s of %s", name, self._log_name)
+                try:
+                    await self.api.delete_namespaced_secret(name, self.namespace)
+                except ApiException as e2:
+                    if e2.status != 404:
+                        raise
+                await self.api.create_namespaced_secret(self.namespace, body)
             self.log.info("Created Secret %s for %s", name, self._log_name)
+
+    async def _make_create_pod_request(self, pod, request_timeout):
+        # kubespawner's pod POST (retried after stopping a pod of the same name, which deletes
+        # our Secret): the Secrets are ensured right before every attempt. An API server that
+        # refuses the pod (PodSecurity admission, quota, validation) gets a readable error
+        # instead of the raw API response on the spawn page.
+        if self.pending_secrets and not self.dry_run:
+            await self._create_secrets(self.pending_secrets)
+        try:
+            return await super()._make_create_pod_request(pod, request_timeout)
+        except ApiException as e:
+            if e.status not in (400, 403, 422):
+                raise
+            try:
+                detail = json.loads(e.body)["message"]
+            except (TypeError, ValueError, KeyError):
+                detail = e.reason or f"HTTP {e.status}"
+            raise self._refuse(
+                ClusterRejected(
+                    f"the API server refused pod {self.pod_name} ({e.status}): {detail}",
+                    f"The cluster refused to start your server: {detail}. "
+                    "Please contact your administrator.",
+                )
+            ) from None
 
     async def stop(self, now: bool = False) -> None:
         await super().stop(now=now)

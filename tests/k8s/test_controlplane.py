@@ -294,8 +294,12 @@ def test_delete_kills_processes(k8s: ControlPlane, kubelet):
 
 def test_subpath_of_missing_file_becomes_a_directory(k8s: ControlPlane, kubelet):
     vol = [{"name": "scratch", "emptyDir": {}}]
-    mounts = [{"name": "scratch", "mountPath": "/opt/nbspawner-subpath-probe/conf", "subPath": "conf"}]
-    pod = restricted_pod("subdir", "ls -ld /opt/nbspawner-subpath-probe/conf; sleep 30", volumes=vol)
+    mounts = [
+        {"name": "scratch", "mountPath": "/opt/nbspawner-subpath-probe/conf", "subPath": "conf"}
+    ]
+    pod = restricted_pod(
+        "subdir", "ls -ld /opt/nbspawner-subpath-probe/conf; sleep 30", volumes=vol
+    )
     pod["spec"]["containers"][0]["volumeMounts"] = mounts
     k8s.create_pod(pod, as_hub=True)
     k8s.wait_for_pod("subdir", is_ready)
