@@ -75,7 +75,9 @@ class Directory(LoggingConfigurable):
     #: short name used in logs, metrics and ``UserRecord.source``
     name = "directory"
 
-    async def lookup(self, username: str, auth_state: Mapping[str, Any] | None = None) -> UserRecord:
+    async def lookup(
+        self, username: str, auth_state: Mapping[str, Any] | None = None
+    ) -> UserRecord:
         """Return the record for ``username``.
 
         ``auth_state`` is the authenticator's auth_state for this user (``None`` when auth state

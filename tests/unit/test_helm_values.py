@@ -38,10 +38,20 @@ def chart(z2jh_dir):
 
 def test_there_are_examples():
     names = {p.stem for p in HELM_VALUES}
-    assert {"minimal", "ldap", "oidc-keycloak", "nfs-homes", "gpu", "kubeflow-images", "restricted"} <= names
+    assert {
+        "minimal",
+        "ldap",
+        "oidc-keycloak",
+        "nfs-homes",
+        "gpu",
+        "kubeflow-images",
+        "restricted",
+    } <= names
 
 
-@pytest.mark.parametrize("path", HELM_VALUES + [Path(example_file("config.yaml"))], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", HELM_VALUES + [Path(example_file("config.yaml"))], ids=lambda p: p.name
+)
 def test_validates_against_chart_schema(path, chart):
     schema, defaults = chart
     values = yaml.safe_load(path.read_text())

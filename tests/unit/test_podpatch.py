@@ -14,11 +14,16 @@ def kubespawner_like_pod():
                 {
                     "name": "notebook",
                     "image": "quay.io/jupyter/scipy-notebook:2024-05-27",
-                    "env": [{"name": "JUPYTERHUB_USER", "value": "alice"}, {"name": "HOME", "value": "/home/jovyan"}],
+                    "env": [
+                        {"name": "JUPYTERHUB_USER", "value": "alice"},
+                        {"name": "HOME", "value": "/home/jovyan"},
+                    ],
                     "volumeMounts": [{"name": "volume-alice", "mountPath": "/home/jovyan"}],
                 }
             ],
-            "volumes": [{"name": "volume-alice", "persistentVolumeClaim": {"claimName": "claim-alice"}}],
+            "volumes": [
+                {"name": "volume-alice", "persistentVolumeClaim": {"claimName": "claim-alice"}}
+            ],
         },
     }
 
@@ -37,7 +42,9 @@ def test_patch_replaces_clashing_home_and_drops_unused_volume():
     assert nb["volumeMounts"] == [{"name": "home", "mountPath": "/home/jovyan", "subPath": "alice"}]
     assert [v["name"] for v in pod["spec"]["volumes"]] == ["home"]
     assert {e["name"]: e["value"] for e in nb["env"]} == {
-        "JUPYTERHUB_USER": "alice", "HOME": "/home/jovyan", "NB_USER": "alice"
+        "JUPYTERHUB_USER": "alice",
+        "HOME": "/home/jovyan",
+        "NB_USER": "alice",
     }
     assert [e["name"] for e in nb["env"]].count("HOME") == 1
     assert nb["workingDir"] == "/home/jovyan"
@@ -47,7 +54,11 @@ def test_patch_replaces_clashing_home_and_drops_unused_volume():
 
 def test_model_round_trip_keeps_every_field():
     pod = kubespawner_like_pod()
-    pod["spec"]["securityContext"] = {"runAsUser": 2001, "supplementalGroups": [100], "seccompProfile": {"type": "RuntimeDefault"}}
+    pod["spec"]["securityContext"] = {
+        "runAsUser": 2001,
+        "supplementalGroups": [100],
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     pod["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "1", "memory": "4Gi"}}
     model = dict_to_model(pod, "V1Pod")
     assert model.spec.security_context.run_as_user == 2001

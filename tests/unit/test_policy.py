@@ -9,9 +9,16 @@ from nbspawner.errors import InvalidRecord
 from nbspawner.policy import NAME_RE, IdentityPolicy, check_path, validate_record
 
 GOOD = UserRecord(
-    username="alice", uid=2001, gid=3001, home="/export/home/alice",
-    groups=("physics",), supplemental_gids=(3003,), posix_groups=(("physics", 3001),),
-    gecos="Alice Liddell", shell="/bin/bash", source="static",
+    username="alice",
+    uid=2001,
+    gid=3001,
+    home="/export/home/alice",
+    groups=("physics",),
+    supplemental_gids=(3003,),
+    posix_groups=(("physics", 3001),),
+    gecos="Alice Liddell",
+    shell="/bin/bash",
+    source="static",
 )
 POLICY = IdentityPolicy(home_roots=("/export/home",))
 
@@ -118,4 +125,12 @@ def test_unsafe_gecos_is_accepted_here_and_omitted_from_passwd():
         rec = validate_record(with_(gecos=gecos), POLICY, username="alice")
         line = render_passwd_line(rec, home="/home/alice")
         assert line.count("\n") <= 1 and line.rstrip("\n").split(":")[4] == ""
-        assert line.rstrip("\n").split(":") == ["alice", "x", "2001", "3001", "", "/home/alice", "/bin/bash"]
+        assert line.rstrip("\n").split(":") == [
+            "alice",
+            "x",
+            "2001",
+            "3001",
+            "",
+            "/home/alice",
+            "/bin/bash",
+        ]
