@@ -276,3 +276,41 @@ def refuse_impossible_username(username: str, source: str, max_length: int = 256
             "it was not looked up",
             reason="not_found",
         )
+
+
+def read_secret(
+    file_path: str,
+    env_name: str,
+    *,
+    file_setting: str,
+    env_setting: str,
+    source: str,
+    strip_all: bool = False,
+) -> str | None:
+    """A password or token from a file (preferred) or an environment variable.
+
+    Read each time it is needed (a rotated Secret is picked up) and never kept or logged; errors
+    name the *setting*, never the value. The trailing newline of a file is dropped (``strip_all``:
+    all surrounding whitespace, for tokens). ``None`` when neither setting is set.
+    """
+    import os
+
+    from ..errors import ConfigError
+
+    if file_path:
+        try:
+            with open(file_path, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise ConfigError(
+                f"{source}: {file_setting} ({file_path}) cannot be read: {e.strerror}"
+            ) from None
+        return text.strip() if strip_all else text.rstrip("\r\n")
+    if env_name:
+        value = os.environ.get(env_name)
+        if value is None:
+            raise ConfigError(
+                f"{source}: environment variable {env_name} ({env_setting}) is not set"
+            )
+        return value.strip() if strip_all else value
+    return None

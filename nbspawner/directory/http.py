@@ -18,7 +18,6 @@ objects (``[{"name": "physics", "gid": 3001}]``).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -35,6 +34,7 @@ from .base import (
     parse_int,
     parse_int_list,
     parse_str,
+    read_secret,
     refuse_impossible_username,
 )
 
@@ -106,24 +106,15 @@ class HTTPDirectory(Directory):
     )
 
     def _token(self) -> str:
-        if self.token_file:
-            try:
-                with open(self.token_file, encoding="utf-8") as f:
-                    return f.read().strip()
-            except OSError as e:
-                raise ConfigError(
-                    f"http: HTTPDirectory.token_file ({self.token_file}) cannot be read: "
-                    f"{e.strerror}"
-                ) from None
-        if self.token_env:
-            value = os.environ.get(self.token_env)
-            if value is None:
-                raise ConfigError(
-                    f"http: environment variable {self.token_env} (HTTPDirectory.token_env) "
-                    "is not set"
-                )
-            return value.strip()
-        return ""
+        token = read_secret(
+            self.token_file,
+            self.token_env,
+            file_setting="HTTPDirectory.token_file",
+            env_setting="HTTPDirectory.token_env",
+            source="http",
+            strip_all=True,
+        )
+        return token or ""
 
     def _url(self, username: str) -> str:
         if not self.url_template or "{username}" not in self.url_template:

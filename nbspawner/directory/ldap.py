@@ -46,6 +46,7 @@ from .base import (
     group_fields,
     parse_int,
     parse_str,
+    read_secret,
     refuse_impossible_username,
 )
 
@@ -377,23 +378,15 @@ class LDAPDirectory(Directory):
 
     def _password(self) -> str:
         # never logged, never kept on self: read each time a connection is opened
-        if self.bind_password_file:
-            try:
-                with open(self.bind_password_file, encoding="utf-8") as f:
-                    return f.read().rstrip("\r\n")
-            except OSError as e:
-                raise ConfigError(
-                    f"ldap: LDAPDirectory.bind_password_file ({self.bind_password_file}) cannot be "
-                    f"read: {e.strerror}"
-                ) from None
-        if self.bind_password_env:
-            value = os.environ.get(self.bind_password_env)
-            if value is None:
-                raise ConfigError(
-                    f"ldap: environment variable {self.bind_password_env} "
-                    "(LDAPDirectory.bind_password_env) is not set"
-                )
-            return value
+        password = read_secret(
+            self.bind_password_file,
+            self.bind_password_env,
+            file_setting="LDAPDirectory.bind_password_file",
+            env_setting="LDAPDirectory.bind_password_env",
+            source="ldap",
+        )
+        if password is not None:
+            return password
         if self.bind_dn:
             raise ConfigError(
                 "ldap: LDAPDirectory.bind_dn is set but neither LDAPDirectory.bind_password_file "
