@@ -206,13 +206,18 @@ def _check_relative(value: str, setting: str, error: type[Exception]) -> str:
 
 def _check_mount_path(value: str, setting: str, error: type[Exception]) -> str:
     _check_absolute(value, setting, error)
-    if value == "/" or any(path_is_under(value, d) for d in SYSTEM_DIRS):
+    # value is normalised by now, so a prefix test is exact (and this runs for every mount)
+    if value == "/" or value in _SYSTEM_DIR_SET or value.startswith(_SYSTEM_DIR_PREFIXES):
         raise _error(
             error,
             f"{setting} is / or inside a system directory ({', '.join(SYSTEM_DIRS)}); "
             "mount homes and data elsewhere (e.g. /home/..., /data/...)",
         )
     return value
+
+
+_SYSTEM_DIR_SET = frozenset(posixpath.normpath(d) for d in SYSTEM_DIRS)
+_SYSTEM_DIR_PREFIXES = tuple(d + "/" for d in sorted(_SYSTEM_DIR_SET))
 
 
 def _error(error: type[Exception], message: str) -> Exception:
