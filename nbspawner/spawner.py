@@ -267,6 +267,8 @@ class NBSpawner(KubeSpawner):
         #: a dry run (``nbspawner render``): build manifests, create nothing
         self.dry_run = False
         self._nb_catalog: Catalog | None = None
+        #: inside load_user_options: the record and catalog of this spawn are kept for it
+        self._nb_spawning = False
         # z2jh always sets profile_list = [] on KubeSpawner, which beats any default of ours: the
         # catalog is installed here, and only when the admin has not written a profile list.
         if not self.profile_list and (self.catalog_file or self.catalog):
@@ -413,6 +415,7 @@ class NBSpawner(KubeSpawner):
         self._nb_image_needs = None
         self._nb_events = []
         self._nb_identity_done = asyncio.Event()
+        self._nb_spawning = True
         try:
             self._progress("Looking you up in the directory...", 5)
             record = await self.resolve_identity()
@@ -424,6 +427,7 @@ class NBSpawner(KubeSpawner):
             await super().load_user_options()
             self.apply_identity(record)
         finally:
+            self._nb_spawning = False
             self._nb_identity_done.set()
 
     def uses_catalog(self) -> bool:
@@ -449,6 +453,11 @@ class NBSpawner(KubeSpawner):
 
     async def _catalog_profile_list(self, spawner: NBSpawner | None = None) -> list[dict[str, Any]]:
         """kubespawner's callable profile_list: the catalog filtered by the user's groups."""
+        if not self._nb_spawning:
+            # rendering the spawn form (the hub keeps one spawner per user for its lifetime):
+            # the current record (through the cache) and the current catalog, not last spawn's
+            self._nb_record = None
+            self._nb_catalog = None
         record = await self.resolve_identity()
         if self._nb_catalog is None:
             try:

@@ -259,3 +259,20 @@ def test_hub_image_requirement_versions_are_the_ones_under_test(z2jh_dir):
 def test_example_catalog_file_is_valid_yaml():
     data = yaml.safe_load(open(example_file("catalog.yaml")))
     assert copy.deepcopy(data)["images"]
+
+
+async def test_spawn_form_reflects_catalog_edits_for_a_long_lived_spawner(tmp_path):
+    """The hub keeps one spawner per user: the form must show the catalog as it is now."""
+    import shutil
+
+    catalog = tmp_path / "catalog.yaml"
+    shutil.copy(example_file("catalog.yaml"), catalog)
+    hub = z2jh_config(catalog_file=str(catalog))
+    spawner, _ = await build(hub)  # a first spawn caches this spawn's catalog and record
+    before = {p["slug"] for p in await spawner.user_profile_list()}
+    assert {"scipy", "datascience"} <= before
+    data = yaml.safe_load(catalog.read_text())
+    data["images"] = [i for i in data["images"] if i["slug"] != "datascience"]
+    catalog.write_text(yaml.safe_dump(data, sort_keys=False))
+    after = {p["slug"] for p in await spawner.user_profile_list()}
+    assert after == before - {"datascience"}
