@@ -91,8 +91,13 @@ def make_spawner(
     auth_state: Any = None,
     user_options: dict[str, Any] | None = None,
     cls: type | None = None,
+    **spawner_kwargs: Any,
 ):
-    """An NBSpawner (or ``cls``) configured exactly as the hub would configure it, for one user."""
+    """An NBSpawner (or ``cls``) configured exactly as the hub would configure it, for one user.
+
+    ``spawner_kwargs`` go to the constructor as the hub passes them (``orm_spawner`` for a named
+    server, ``api_token``, ``oauth_client_id``).
+    """
     from .spawner import NBSpawner
 
     cls = cls or NBSpawner
@@ -110,7 +115,7 @@ def make_spawner(
         base_url="/hub/",
         api_url="http://hub:8081/hub/api",
     )
-    spawner = cls(config=hub.config, user=user, hub=hub_obj)
+    spawner = cls(config=hub.config, user=user, hub=hub_obj, **spawner_kwargs)
     spawner.user_options = dict(user_options or {})
     return spawner
 

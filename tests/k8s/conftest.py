@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from nbspawner.cli import CLIUser, example_config, example_file
+from nbspawner.cli import example_config, example_file, make_spawner
 from nbspawner.hubconfig import HubConfig
 
 #: a minimal HTTP server: answers every GET with "pong" (no braces: kubespawner formats strings)
@@ -99,36 +99,20 @@ def make_nb_spawner(
     per user at once), an API token and an OAuth client id, as the hub passes them.
     Must be called inside a running event loop with ``KUBECONFIG`` set (the ``k8s`` fixture).
     """
-    from nbspawner.spawner import NBSpawner
-
-    cls = cls or NBSpawner
-    user = CLIUser(
-        name=username,
-        id=1,
-        url=f"/user/{username}/",
-        groups=[SimpleNamespace(name=g) for g in groups],
-        auth_state=None,
-    )
-    hub_obj = SimpleNamespace(
-        public_host="",
-        url="http://hub:8081/hub/",
-        base_url="/hub/",
-        api_url="http://hub:8081/hub/api",
-    )
     # a named server: Spawner.name is the name of its ORM record
     orm_spawner = (
         SimpleNamespace(name=server_name, server=None, last_activity=None) if server_name else None
     )
-    spawner = cls(
-        config=hub.config,
-        user=user,
-        hub=hub_obj,
+    return make_spawner(
+        hub,
+        username,
+        groups=groups,
+        user_options=user_options,
+        cls=cls,
         orm_spawner=orm_spawner,
         api_token="test-api-token",
         oauth_client_id=f"jupyterhub-user-{username}",
     )
-    spawner.user_options = dict(user_options or {})
-    return spawner
 
 
 def resources_in(k8s, namespace: str | None = None) -> dict[str, list[str]]:
