@@ -95,6 +95,15 @@ class Directory(LoggingConfigurable):
     async def close(self) -> None:
         """Release connections. Called when the hub shuts down and in tests."""
 
+    def configured_group_gids(self) -> dict[str, int]:
+        """The backend's ``group_gids`` setting (group name -> gid for directories that name
+        groups without numbers), each gid checked like a directory value."""
+        setting = f"{type(self).__name__}.group_gids"
+        return {
+            str(k): parse_int(v, setting, self.name)
+            for k, v in getattr(self, "group_gids", {}).items()
+        }
+
 
 # ---------------------------------------------------------------------------
 # Helpers every backend uses to turn raw attribute values into typed fields.

@@ -224,10 +224,7 @@ class HTTPDirectory(Directory):
         home = parse_str(get_path(data, self.home_field), "home", src)
         gecos = parse_str(get_path(data, self.gecos_field), "gecos", src, required=False)
         shell = parse_str(get_path(data, self.shell_field), "shell", src, required=False)
-        gids = {
-            str(k): parse_int(v, "HTTPDirectory.group_gids", src)
-            for k, v in self.group_gids.items()
-        }
+        gids = self.configured_group_gids()
         names = []
         raw_groups = get_path(data, self.groups_field) if self.groups_field else None
         if raw_groups is not None and not isinstance(raw_groups, list):

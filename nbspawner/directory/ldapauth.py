@@ -110,10 +110,7 @@ class LDAPAuthStateDirectory(Directory):
             name = group_name_from_dn(dn, self.group_name_attribute, self.group_base)
             if name:
                 names.append(name)
-        gids = {
-            str(k): parse_int(v, "LDAPAuthStateDirectory.group_gids", src)
-            for k, v in self.group_gids.items()
-        }
+        gids = self.configured_group_gids()
         return UserRecord(
             username=username,
             uid=uid,

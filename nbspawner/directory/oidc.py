@@ -135,10 +135,7 @@ class OIDCClaimsDirectory(Directory):
         supplemental = (
             parse_int_list(explicit, "supplemental_gids", src) if explicit is not None else None
         )
-        gids = {
-            str(k): parse_int(v, "OIDCClaimsDirectory.group_gids", src)
-            for k, v in self.group_gids.items()
-        }
+        gids = self.configured_group_gids()
         return UserRecord(
             username=username,
             uid=uid,
