@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import gc
 import json
 import statistics
@@ -33,22 +34,17 @@ from traitlets.config import Config
 
 from nbspawner.cli import example_file, make_spawner, offline_kubeconfig
 from nbspawner.hubconfig import HubConfig
+from nbspawner.k8s import model_to_dict
 
-IMAGE = "quay.io/jupyter/pytorch-notebook:cuda12-2025-03-17"
 
-
-def bare_config() -> HubConfig:
+def bare_config(profile_list: list[dict]) -> HubConfig:
+    """Bare KubeSpawner as z2jh configures it, with a *static* profile list: the very profiles
+    NBSpawner offers the benchmark's users (same image, resources, GPU, tolerations, /dev/shm),
+    so both variants build the same pod apart from what nbspawner adds."""
     cfg = Config()
-    cfg.KubeSpawner.image = IMAGE
     cfg.KubeSpawner.uid = 1000
     cfg.KubeSpawner.fs_gid = 100
-    cfg.KubeSpawner.profile_list = [
-        {
-            "display_name": "PyTorch",
-            "slug": "pytorch",
-            "kubespawner_override": {"image": IMAGE, "cpu_limit": 4, "mem_limit": "16G"},
-        }
-    ]
+    cfg.KubeSpawner.profile_list = copy.deepcopy(profile_list)
     return HubConfig(cfg, "bench")
 
 
@@ -130,12 +126,6 @@ async def measure(users: int, images: int, rounds: int, spawns: int, tmp: Path) 
     directory = write_directory(tmp, users)
     catalog = write_catalog(tmp, images)
     with offline_kubeconfig():
-        bare = [
-            make_spawner(
-                bare_config(), f"user{i}", user_options={"profile": "pytorch"}, cls=KubeSpawner
-            )
-            for i in range(min(users, 50))
-        ]
         nb = [
             make_spawner(nb_config(directory, catalog), f"user{i}") for i in range(min(users, 50))
         ]
@@ -147,8 +137,24 @@ async def measure(users: int, images: int, rounds: int, spawns: int, tmp: Path) 
             s = make_spawner(nb_config(directory, catalog), f"user{i}")
         s.dry_run = True
         await spawn_once(s)
+    # the baseline's static profile list: what NBSpawner offers these users (they share groups)
+    profiles = await nb[0].user_profile_list()
+    static = [dict(p) for p in profiles]
+    with offline_kubeconfig():
+        bare = [
+            make_spawner(bare_config(static), f"user{i}", cls=KubeSpawner)
+            for i in range(min(users, 50))
+        ]
     for s in bare + nb:
         await spawn_once(s)
+    b_pod = model_to_dict(await bare[1].get_pod_manifest())
+    n_pod = model_to_dict(await KubeSpawner.get_pod_manifest(nb[1]))
+    same = {
+        k: b_pod["spec"]["containers"][0].get(k) == n_pod["spec"]["containers"][0].get(k)
+        for k in ("image", "resources")
+    }
+    if not all(same.values()):
+        raise RuntimeError(f"baseline and NBSpawner pods differ: {same}")
     bare_us, nb_us = [], []
     for _ in range(rounds):
         gc.collect()

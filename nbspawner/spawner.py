@@ -31,7 +31,7 @@ from jupyterhub.utils import maybe_future
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
-from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode
+from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, observe
 
 from . import metrics, passwd, security
 from .catalog import Catalog, CatalogFile, load_data
@@ -46,7 +46,7 @@ from .errors import (
     UnsafePod,
     UserNotFound,
 )
-from .k8s import dict_to_model, model_to_dict
+from .k8s import dict_to_model, model_to_dict, update_pod_model
 from .podpatch import PodPatch, apply_to_pod
 from .policy import IdentityPolicy, validate_record
 from .profiles import build_profile_list, resolve_selection
@@ -269,13 +269,46 @@ class NBSpawner(KubeSpawner):
         self._nb_catalog: Catalog | None = None
         #: inside load_user_options: the record and catalog of this spawn are kept for it
         self._nb_spawning = False
+        self._nb_profile_list: list[dict[str, Any]] | None = None
         # z2jh always sets profile_list = [] on KubeSpawner, which beats any default of ours: the
         # catalog is installed here, and only when the admin has not written a profile list.
         if not self.profile_list and (self.catalog_file or self.catalog):
             self.profile_list = self._catalog_profile_list
 
+    # Settings objects built from several traits are used a few times per spawn: each is kept
+    # until one of its traits is set again (config, a profile's kubespawner_override, a test).
+    _MEMO_TRAITS = {
+        "identity_policy": ("min_uid", "min_gid", "allow_gid_zero", "home_roots"),
+        "passwd_config": (
+            "passwd_hook",
+            "passwd_shell",
+            "default_groups",
+            "allow_gid_zero",
+            "image_pull_policy",
+        ),
+        "storage_config": ("home_volume", "home_mount_path", "data_shares", "seed_home_from"),
+    }
+
+    @observe(*sorted({t for traits in _MEMO_TRAITS.values() for t in traits}))
+    def _nb_forget_settings(self, change: Any) -> None:
+        memo = self.__dict__.get("_nb_memo")
+        if memo:
+            for key, traits in self._MEMO_TRAITS.items():
+                if change["name"] in traits:
+                    memo.pop(key, None)
+
+    def _nb_memoized(self, key: str, build: Any) -> Any:
+        memo = self.__dict__.setdefault("_nb_memo", {})
+        value = memo.get(key)
+        if value is None:
+            value = memo[key] = build()
+        return value
+
     @property
     def identity_policy(self) -> IdentityPolicy:
+        return self._nb_memoized("identity_policy", self._build_identity_policy)
+
+    def _build_identity_policy(self) -> IdentityPolicy:
         return IdentityPolicy(
             min_uid=self.min_uid,
             min_gid=self.min_gid,
@@ -416,6 +449,7 @@ class NBSpawner(KubeSpawner):
         self._nb_events = []
         self._nb_identity_done = asyncio.Event()
         self._nb_spawning = True
+        self._nb_profile_list = None
         try:
             self._progress("Looking you up in the directory...", 5)
             record = await self.resolve_identity()
@@ -451,8 +485,17 @@ class NBSpawner(KubeSpawner):
             )
         return cached
 
-    async def _catalog_profile_list(self, spawner: NBSpawner | None = None) -> list[dict[str, Any]]:
-        """kubespawner's callable profile_list: the catalog filtered by the user's groups."""
+    def _catalog_profile_list(self, spawner: NBSpawner | None = None) -> Any:
+        """kubespawner's callable profile_list: the catalog filtered by the user's groups.
+
+        During a spawn, the list check_user_options built moments ago is returned as it is
+        (kubespawner's ``maybe_future`` then needs no task); otherwise a coroutine.
+        """
+        if self._nb_spawning and self._nb_profile_list is not None:
+            return self._nb_profile_list
+        return self._build_catalog_profile_list()
+
+    async def _build_catalog_profile_list(self) -> list[dict[str, Any]]:
         if not self._nb_spawning:
             # rendering the spawn form (the hub keeps one spawner per user for its lifetime):
             # the current record (through the cache) and the current catalog, not last spawn's
@@ -475,7 +518,7 @@ class NBSpawner(KubeSpawner):
         if not self.uses_catalog():
             return
         self._nb_catalog = await self.current_catalog()
-        profile_list = await self._catalog_profile_list()
+        profile_list = self._nb_profile_list = await self._build_catalog_profile_list()
         selection = resolve_selection(self._nb_catalog, profile_list, self.user_options)
         self._nb_image_needs = selection.image.security
         self.log.info(
@@ -498,6 +541,9 @@ class NBSpawner(KubeSpawner):
 
     @property
     def passwd_config(self) -> passwd.PasswdHookConfig:
+        return self._nb_memoized("passwd_config", self._build_passwd_config)
+
+    def _build_passwd_config(self) -> passwd.PasswdHookConfig:
         return passwd.PasswdHookConfig(
             enabled=self.passwd_hook != "off",
             mode="secret" if self.passwd_hook == "secret" else "init-container",
@@ -520,7 +566,7 @@ class NBSpawner(KubeSpawner):
             raise self._refuse(err) from None
         # created right before the pod POST (see _make_create_pod_request)
         self.pending_secrets = patch.secrets
-        return dict_to_model(pod_dict, "V1Pod")
+        return update_pod_model(pod, pod_dict)
 
     def secure_pod(self, record: UserRecord, pod: dict[str, Any]) -> dict[str, Any]:
         """Harden to Pod Security "restricted" and refuse what still fails the configured level."""
@@ -610,6 +656,9 @@ class NBSpawner(KubeSpawner):
     def storage_config(self) -> StorageConfig:
         """The storage settings, validated (ConfigError names the setting); parsed once per
         distinct configuration, since the traits rarely change but spawns are frequent."""
+        return self._nb_memoized("storage_config", self._build_storage_config)
+
+    def _build_storage_config(self) -> StorageConfig:
         key = json.dumps(
             [self.home_volume, self.home_mount_path, self.data_shares, self.seed_home_from],
             sort_keys=True,
