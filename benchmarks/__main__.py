@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,6 +52,70 @@ BENCHMARKS = {
         ["--quick"],
     ),
 }
+
+
+#: benchmarks whose figures the targets are read from (they write them with --json PATH)
+WITH_JSON = ("spawner", "directory", "spawn_latency")
+
+
+def _get(data: dict, *path: str):
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def targets(figures: dict[str, dict]) -> list[tuple[str, str, str]]:
+    """(target, measured, verdict) for the targets of issue #10, from the benchmarks' JSON."""
+    rows: list[tuple[str, str, str]] = []
+
+    def add(target: str, value: float | None, fmt: str, ok) -> None:
+        if value is None:
+            return  # that benchmark did not run (--only)
+        rows.append((target, fmt.format(value), "met" if ok(value) else "NOT MET"))
+
+    spawner = _get(figures, "spawner", "spawner_cpu")
+    if spawner:
+        worst = max(r["extra_ratio"] for r in spawner)
+        add(
+            "NBSpawner's extra hub CPU per spawn <= 1.5x bare KubeSpawner's (worst point)",
+            worst,
+            "{:.2f}x",
+            lambda v: v <= 1.5,
+        )
+    add(
+        "event-loop stall p99 < 5 ms while lookups wait on a slow directory",
+        _get(figures, "directory", "slow", "nbspawner", "loop_stall", "p99_ms"),
+        "{:.1f} ms",
+        lambda v: v < 5,
+    )
+    rows_100 = [
+        r for r in _get(figures, "spawn_latency", "rows") or [] if r.get("concurrency") == 100
+    ]
+    if rows_100 and rows_100[0].get("p95_ratio"):
+        add(
+            "spawn latency p95 at 100 concurrent spawns within 10% of bare KubeSpawner",
+            rows_100[0]["p95_ratio"],
+            "{:.2f}x",
+            lambda v: v <= 1.10,
+        )
+    memory = _get(figures, "directory", "memory")
+    if memory:
+        add(
+            "directory cache memory < 2 KiB per cached user (largest cache measured)",
+            max(m["bytes_per_user"] for m in memory.values()),
+            "{:,.0f} B",
+            lambda v: v < 2048,
+        )
+    return rows
+
+
+def targets_table(rows: list[tuple[str, str, str]]) -> str:
+    width = max((len(r[0]) for r in rows), default=6)
+    lines = [f"{'target':{width}s}  {'measured':>9s}  verdict", "-" * (width + 21)]
+    lines += [f"{t:{width}s}  {m:>9s}  {v}" for t, m, v in rows]
+    return "\n".join(lines)
 
 
 def machine() -> str:
@@ -88,9 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks" + (" --quick" if args.quick else "")
     sections = []
     failed = []
+    figures: dict[str, dict] = {}
+    scratch = Path(tempfile.mkdtemp(prefix="nbspawner-bench-"))
     for name in names:
         module, title, full_args, quick_args = BENCHMARKS[name]
         cmd = [sys.executable, "-m", module, *(quick_args if args.quick else full_args)]
+        shown = " ".join(cmd[3:])
+        if name in WITH_JSON:
+            cmd += ["--json", str(scratch / f"{name}.json")]
         print(f"\n=== {title}\n$ {' '.join(cmd[1:])}", flush=True)
         t0 = time.monotonic()
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
@@ -100,10 +172,21 @@ def main(argv: list[str] | None = None) -> int:
             print(proc.stderr[-3000:], file=sys.stderr)
             failed.append(name)
             continue
+        if name in WITH_JSON:
+            figures[name] = json.loads((scratch / f"{name}.json").read_text())
         sections.append(
-            f"## {title}\n\n`python -m {module} {' '.join(cmd[3:])}` ({took:.0f} s)\n\n"
+            f"## {title}\n\n`python -m {module} {shown}` ({took:.0f} s)\n\n"
             f"```text\n{proc.stdout.strip()}\n```\n"
         )
+    shutil.rmtree(scratch, ignore_errors=True)
+    goals = targets(figures)
+    summary = ""
+    if goals:
+        summary = (
+            "## Targets\n\nThe targets of the benchmark issue, read from this run's figures "
+            "(details in the sections below):\n\n```text\n" + targets_table(goals) + "\n```\n\n"
+        )
+        print("\n=== Targets\n" + targets_table(goals))
     if not args.no_write and not failed:
         today = datetime.date.today().isoformat()
         PAGE.write_text(
@@ -115,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             "it), because absolute times on shared machines are noisy: read the ratios. What each "
             "benchmark measures is described at the top of its file in `benchmarks/`. The "
             "directory cache and lookup-time [metrics](metrics.md) show the same quantities on a "
-            "running hub.\n\n" + "\n".join(sections)
+            "running hub.\n\n" + summary + "\n".join(sections)
         )
         print(f"\nwrote {PAGE.relative_to(REPO)}")
     if failed:
