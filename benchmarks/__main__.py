@@ -77,13 +77,20 @@ def targets(figures: dict[str, dict]) -> list[tuple[str, str, str]]:
 
     spawner = _get(figures, "spawner", "spawner_cpu")
     if spawner:
-        worst = max(r["extra_ratio"] for r in spawner)
         add(
-            "NBSpawner's extra hub CPU per spawn <= 1.5x bare KubeSpawner's (worst point)",
-            worst,
+            "NBSpawner's extra hub CPU per spawn <= 1.5x bare KubeSpawner's per spawn "
+            "(same profiles; worst point)",
+            max(r["extra_ratio"] for r in spawner),
             "{:.2f}x",
             lambda v: v <= 1.5,
         )
+        if all("extra_over_manifest_ratio" in r for r in spawner):
+            add(
+                "  the same extra <= 1.5x bare get_pod_manifest() alone (stricter reading)",
+                max(r["extra_over_manifest_ratio"] for r in spawner),
+                "{:.2f}x",
+                lambda v: v <= 1.5,
+            )
     add(
         "event-loop stall p99 < 5 ms while lookups wait on a slow directory",
         _get(figures, "directory", "slow", "nbspawner", "loop_stall", "p99_ms"),
@@ -167,7 +174,13 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
         took = time.monotonic() - t0
-        print(proc.stdout, end="")
+        # the scratch JSON path is of no use on the page
+        stdout = "".join(
+            line
+            for line in proc.stdout.splitlines(keepends=True)
+            if not line.startswith("figures written to ")
+        )
+        print(stdout, end="")
         if proc.returncode != 0:
             print(proc.stderr[-3000:], file=sys.stderr)
             failed.append(name)
@@ -176,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             figures[name] = json.loads((scratch / f"{name}.json").read_text())
         sections.append(
             f"## {title}\n\n`python -m {module} {shown}` ({took:.0f} s)\n\n"
-            f"```text\n{proc.stdout.strip()}\n```\n"
+            f"```text\n{stdout.strip()}\n```\n"
         )
     shutil.rmtree(scratch, ignore_errors=True)
     goals = targets(figures)
