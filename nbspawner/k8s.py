@@ -77,29 +77,39 @@ def _layout(cls: type) -> tuple[tuple[tuple[str, str], ...] | None, dict[str, An
     return tuple((f"_{attr}", amap[attr]) for attr in types), template
 
 
+#: verified model classes -> their (instance field, JSON key) pairs (see _layout)
+_OUT_FIELDS: dict[type, tuple[tuple[str, str], ...]] = {}
+_ATOM_TYPES = frozenset(_ATOMS)
+
+
 def model_to_dict(obj: Any) -> Any:
     """A model (or list/dict of models) -> the JSON-ready dict the API server would receive."""
+    fields = _OUT_FIELDS.get(type(obj))
+    if fields is not None:  # the common case first: a verified model
+        state = obj.__dict__
+        out = {}
+        for field, key in fields:
+            value = state[field]
+            if value is not None:
+                out[key] = value if type(value) in _ATOM_TYPES else model_to_dict(value)
+        return out
     if obj is None or isinstance(obj, _ATOMS):
         return obj
     if isinstance(obj, (list, tuple)):
-        return [model_to_dict(v) for v in obj]
+        return [v if type(v) in _ATOM_TYPES else model_to_dict(v) for v in obj]
     if isinstance(obj, dict):
-        return {k: model_to_dict(v) for k, v in obj.items()}
+        return {k: v if type(v) in _ATOM_TYPES else model_to_dict(v) for k, v in obj.items()}
     if isinstance(obj, (datetime.datetime, datetime.date)):
         return obj.isoformat()
     cls = type(obj)
     fields = _fields_out(cls)
-    out = {}
     if fields is not None:
-        state = obj.__dict__
-        for field, key in fields:
-            value = state[field]
-            if value is not None:
-                out[key] = value if isinstance(value, _ATOMS) else model_to_dict(value)
-        return out
+        _OUT_FIELDS[cls] = fields
+        return model_to_dict(obj)
     types = getattr(obj, "openapi_types", None)
     if types is None:
         raise TypeError(f"cannot serialise {type(obj).__name__}")
+    out = {}
     for attr in types:
         value = getattr(obj, attr)
         if value is not None:
@@ -197,13 +207,43 @@ def dict_to_model(data: Any, klass: str) -> Any:
     return data if conv is None else conv(data)
 
 
-#: the fields of a container that nbspawner edits (podpatch.apply_to_pod, security.harden_pod)
-_CONTAINER_EDITS = (
-    ("security_context", "securityContext", "V1SecurityContext"),
-    ("volume_mounts", "volumeMounts", "list[V1VolumeMount]"),
-    ("env", "env", "list[V1EnvVar]"),
-    ("working_dir", "workingDir", "str"),
-)
+@functools.cache
+def _shallow_fields(klass: str) -> tuple[type, dict[str, tuple[str, str]], Any]:
+    cls = getattr(k8s_models, klass)
+    fields = {json_key: (attr, f"_{attr}") for attr, json_key in cls.attribute_map.items()}
+    return cls, fields, _layout(cls)[1]
+
+
+def shallow_model(data: Any, klass: str) -> Any:
+    """A model of type ``klass`` whose field values are ``data``'s values as they are.
+
+    This is kubespawner's own convention (``kubespawner.utils.get_k8s_model``): the top level
+    becomes a model, nested objects stay camelCase dicts, which kubernetes_asyncio serialises
+    unchanged. Unknown keys are an error.
+    """
+    if data is None:
+        return None
+    cls, fields, template = _shallow_fields(klass)
+    if not isinstance(data, dict):
+        raise ValueError(f"{klass} must be an object, not {type(data).__name__}")
+    out = template.copy() if template is not None else {}
+    for key, value in data.items():
+        entry = fields.get(key)
+        if entry is None:
+            raise ValueError(f"{klass} has no field {key!r}")
+        out[entry[1] if template is not None else entry[0]] = value
+    if template is None:
+        return cls(**out)
+    out["local_vars_configuration"] = Configuration.get_default()
+    obj = object.__new__(cls)
+    obj.__dict__.update(out)
+    return obj
+
+
+def _shallow_list(data: list[Any] | None, klass: str) -> list[Any] | None:
+    return None if data is None else [shallow_model(item, klass) for item in data]
+
+
 _CONTAINER_LISTS = (
     ("init_containers", "initContainers", "V1Container"),
     ("containers", "containers", "V1Container"),
@@ -217,45 +257,59 @@ def update_pod_model(pod: Any, data: dict[str, Any]) -> Any:
     ``data`` must be ``model_to_dict(pod)`` after :func:`nbspawner.podpatch.apply_to_pod` and
     :func:`nbspawner.security.harden_pod`, which only change the pod's volumes, init
     containers, pod securityContext and, per container, securityContext, volumeMounts, env and
-    workingDir. Converting just those is several times cheaper than building a new V1Pod, and
-    keeps every other object kubespawner made. Containers that were added or removed are
-    converted whole (the tests compare the result with a full conversion).
+    workingDir. Only those are written back, the way kubespawner builds them itself (top-level
+    models, nested objects as camelCase dicts; security contexts as dicts, as kubespawner's
+    ``container_security_context`` gives them); everything else kubespawner made is kept.
+    Containers that were added or removed are replaced (the tests compare the serialised
+    result with a full conversion).
     """
     spec, spec_data = pod.spec, data["spec"]
-    spec.volumes = dict_to_model(spec_data.get("volumes"), "list[V1Volume]")
-    spec.security_context = dict_to_model(spec_data.get("securityContext"), "V1PodSecurityContext")
+    spec.volumes = _shallow_list(spec_data.get("volumes"), "V1Volume")
+    spec.security_context = spec_data.get("securityContext")
     for attr, key, klass in _CONTAINER_LISTS:
         models = getattr(spec, attr) or []
         dicts = spec_data.get(key) or []
         if len(models) != len(dicts) or any(
             m.name != d.get("name") for m, d in zip(models, dicts, strict=True)
         ):
-            setattr(spec, attr, dict_to_model(dicts, f"list[{klass}]") if dicts else None)
+            setattr(spec, attr, _shallow_list(dicts, klass) if dicts else None)
             continue
         for model, container in zip(models, dicts, strict=True):
-            for field, json_key, field_type in _CONTAINER_EDITS:
-                value = container.get(json_key)
-                if field == "env":
-                    value = _env_models(model.env, value)
-                else:
-                    value = dict_to_model(value, field_type)
-                setattr(model, field, value)
+            model.security_context = container.get("securityContext")
+            model.volume_mounts = _shallow_list(container.get("volumeMounts"), "V1VolumeMount")
+            model.env = _env_models(model.env, container.get("env"))
+            model.working_dir = container.get("workingDir")
     return pod
 
 
 def _env_models(models: list[Any] | None, env: list[dict[str, Any]] | None) -> list[Any] | None:
-    """The env list as models, reusing the unchanged plain ``name=value`` models of ``models``."""
+    """The env list as models, reusing the unchanged plain ``name=value`` models of ``models``.
+
+    ``env`` is ``models`` as dicts, with some entries removed and others appended (what
+    apply_to_pod does), so one walk through both in order finds every entry that can be
+    reused; an entry that does not match is built anew, which is always correct.
+    """
     if env is None:
         return None
-    plain = {
-        (m.name, m.value): m
-        for m in models or ()
-        if m.value_from is None and isinstance(m.value, str)
-    }
+    models = models or []
+    count = len(models)
+    j = 0
     out = []
     for item in env:
         reuse = None
         if len(item) == 2 and "value" in item:
-            reuse = plain.get((item.get("name"), item["value"]))
-        out.append(reuse if reuse is not None else dict_to_model(item, "V1EnvVar"))
+            name, value = item.get("name"), item["value"]
+            while j < count:
+                candidate = models[j]
+                j += 1
+                state = getattr(candidate, "__dict__", None)
+                if (
+                    state is not None
+                    and state.get("_name") == name
+                    and state.get("_value") == value
+                    and state.get("_value_from") is None
+                ):
+                    reuse = candidate
+                    break
+        out.append(reuse if reuse is not None else shallow_model(item, "V1EnvVar"))
     return out

@@ -574,6 +574,14 @@ def _needs_patch(image_needs: Mapping[str, Any], config: PasswdHookConfig) -> Po
     return patch
 
 
+def hook_mode(config: PasswdHookConfig, image_needs: Mapping[str, Any] | Any | None) -> Mode:
+    """How the files get into this pod: the configured mode, or ``secret`` for an image the
+    catalog marks as having no shell (``has_shell: false``), which cannot run the script."""
+    if needs_dict(image_needs).get("has_shell") is False:
+        return "secret"
+    return config.mode
+
+
 def build_passwd_patch(
     record: UserRecord,
     *,
@@ -599,7 +607,7 @@ def build_passwd_patch(
 
     # validates everything once, whichever mode is used
     env = script_env(record, home=home, config=config)
-    mode: Mode = "secret" if needs.get("has_shell") is False else config.mode
+    mode = hook_mode(config, needs)
 
     if mode == "init-container":
         patch.volumes.append(

@@ -85,6 +85,7 @@ _SECCOMP_ANNOTATIONS = (
     "container.seccomp.security.alpha.kubernetes.io/",
 )
 _TRUE_WORDS = frozenset({"1", "yes", "true", "on"})
+_ROOT_MODE_ENV = frozenset({"GRANT_SUDO", "NB_UID", "NB_GID"})
 
 
 def _spec(pod: dict[str, Any]) -> dict[str, Any]:
@@ -370,7 +371,10 @@ def _root_mode_env(who: str, container: dict[str, Any], allow_root_group: bool) 
     for item in container.get("env") or ():
         if not isinstance(item, dict):
             continue
-        name, value = item.get("name"), item.get("value")
+        name = item.get("name")
+        if name not in _ROOT_MODE_ENV:
+            continue
+        value = item.get("value")
         if value is None:
             continue
         value = str(value).strip()

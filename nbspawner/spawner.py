@@ -22,6 +22,7 @@ import asyncio
 import hashlib
 import inspect
 import json
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -270,6 +271,8 @@ class NBSpawner(KubeSpawner):
         #: inside load_user_options: the record and catalog of this spawn are kept for it
         self._nb_spawning = False
         self._nb_profile_list: list[dict[str, Any]] | None = None
+        #: this spawn's supplementary gids (apply_identity), reused by secure_pod
+        self._nb_gids: tuple[UserRecord, list[int]] | None = None
         # z2jh always sets profile_list = [] on KubeSpawner, which beats any default of ours: the
         # catalog is installed here, and only when the admin has not written a profile list.
         if not self.profile_list and (self.catalog_file or self.catalog):
@@ -450,6 +453,7 @@ class NBSpawner(KubeSpawner):
         self._nb_identity_done = asyncio.Event()
         self._nb_spawning = True
         self._nb_profile_list = None
+        self._nb_gids = None
         try:
             self._progress("Looking you up in the directory...", 5)
             record = await self.resolve_identity()
@@ -531,12 +535,16 @@ class NBSpawner(KubeSpawner):
 
     def apply_identity(self, record: UserRecord) -> None:
         """Pin uid/gid/groups *after* kubespawner applied the profile: overrides can't change them."""
-        self.uid = record.uid
-        self.gid = record.gid
-        self.supplemental_gids = passwd.supplemental_gids(
-            record, self.passwd_config, self._nb_image_needs
-        )
-        if not self.keep_fs_gid:
+        gids = passwd.supplemental_gids(record, self.passwd_config, self._nb_image_needs)
+        self._nb_gids = (record, gids)
+        # set only what differs (a respawn usually finds the same values; setting validates)
+        if self.uid != record.uid:
+            self.uid = record.uid
+        if self.gid != record.gid:
+            self.gid = record.gid
+        if self.supplemental_gids != gids:
+            self.supplemental_gids = gids
+        if not self.keep_fs_gid and self.fs_gid is not None:
             self.fs_gid = None
 
     @property
@@ -570,7 +578,10 @@ class NBSpawner(KubeSpawner):
 
     def secure_pod(self, record: UserRecord, pod: dict[str, Any]) -> dict[str, Any]:
         """Harden to Pod Security "restricted" and refuse what still fails the configured level."""
-        gids = passwd.supplemental_gids(record, self.passwd_config, self._nb_image_needs)
+        if self._nb_gids is not None and self._nb_gids[0] is record:
+            gids = self._nb_gids[1]  # computed by this spawn's apply_identity
+        else:
+            gids = passwd.supplemental_gids(record, self.passwd_config, self._nb_image_needs)
         allow_root_group = 0 in gids or record.gid == 0
         pod = security.harden_pod(
             pod,
@@ -685,19 +696,23 @@ class NBSpawner(KubeSpawner):
             access_groups=groups,
         )
         check_pod_conflicts(pod, plan.patch)
-        for line in plan.summary:
-            self.log.debug("nbspawner storage for %s: %s", self._log_name, line)
+        if self.log.isEnabledFor(logging.DEBUG):
+            for line in plan.summary:
+                self.log.debug("nbspawner storage for %s: %s", self._log_name, line)
         patch = plan.patch
         if self.passwd_hook != "off":
+            config = self.passwd_config
+            secret = passwd.hook_mode(config, self._nb_image_needs) == "secret"
             patch.extend(
                 passwd.build_passwd_patch(
                     record,
                     image=self.image,
                     home=plan.home_mount_path,
-                    config=self.passwd_config,
+                    config=config,
                     image_needs=self._nb_image_needs,
                     pod_name=self.pod_name,
-                    labels=self._build_common_labels({}),
+                    # only the Secret carries labels
+                    labels=self._build_common_labels({}) if secret else None,
                 )
             )
         return patch
