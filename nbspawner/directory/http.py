@@ -39,6 +39,29 @@ from .base import (
 )
 
 
+class _BoundedBody:
+    """Collects a response body through tornado's ``streaming_callback``, keeping at most
+    ``limit`` bytes. (Raising from the callback would not stop curl_httpclient, which runs it
+    as a loop callback, so the excess is dropped and the caller checks ``overflow``.)"""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.overflow = False
+        self.chunks: list[bytes] = []
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            self.overflow = True
+            self.chunks.clear()
+        elif not self.overflow:
+            self.chunks.append(chunk)
+
+    def value(self) -> bytes:
+        return b"".join(self.chunks)
+
+
 class HTTPDirectory(Directory):
     """Look users up with ``GET url_template`` returning JSON."""
 
@@ -69,6 +92,13 @@ class HTTPDirectory(Directory):
     )
     connect_timeout = Float(5.0, config=True, help="Seconds to wait for the connection.")
     request_timeout = Float(10.0, config=True, help="Seconds to wait for the whole answer.")
+    max_response_bytes = Int(
+        1 << 20,
+        config=True,
+        help="""Largest answer accepted, in bytes (default 1 MiB; one user's record is a few
+        hundred). Anything beyond is not kept in memory, and the lookup fails: a broken or
+        hostile service cannot fill the hub's memory.""",
+    )
     not_found_codes = List(
         Int(), [404], config=True, help="HTTP status codes meaning that the user does not exist."
     )
@@ -136,6 +166,7 @@ class HTTPDirectory(Directory):
         token = self._token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        body = _BoundedBody(self.max_response_bytes)
         request = HTTPRequest(
             url,
             method="GET",
@@ -145,6 +176,7 @@ class HTTPDirectory(Directory):
             follow_redirects=False,  # a redirect must not carry the token to another host
             validate_cert=True,
             ca_certs=self.ca_file or None,
+            streaming_callback=body.add,
         )
         try:
             response = await AsyncHTTPClient().fetch(request, raise_error=False)
@@ -167,8 +199,13 @@ class HTTPDirectory(Directory):
                 f"http: {where} answered {code} for {username!r}. Is HTTPDirectory.url_template "
                 "correct and the service healthy?"
             )
+        if body.overflow:
+            raise DirectoryError(
+                f"http: {where} sent more than HTTPDirectory.max_response_bytes "
+                f"({self.max_response_bytes} bytes) for {username!r}; refusing the answer"
+            )
         try:
-            return json.loads(response.body)
+            return json.loads(body.value())
         except (ValueError, UnicodeDecodeError):
             raise DirectoryError(
                 f"http: {where} answered 200 but not with JSON. Is HTTPDirectory.url_template the "

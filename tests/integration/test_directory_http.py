@@ -52,7 +52,8 @@ class JSONUserServer:
     """A tornado app on its own thread and loop, answering ``GET /api/users/<name>``.
 
     Also ``/slow/<name>`` (answers after 3 s), ``/error/<name>`` (500), ``/html/<name>`` (a
-    login page), ``/other/<name>`` (someone else's record). Requests must carry the bearer token.
+    login page), ``/other/<name>`` (someone else's record), ``/huge/<name>`` (the record plus
+    3 MiB of padding). Requests must carry the bearer token.
     """
 
     def __init__(self, tls: Any = None) -> None:
@@ -97,6 +98,16 @@ class JSONUserServer:
                 if mode == "html":
                     self.write("<html><body>Please log in</body></html>")
                     return
+                if mode == "huge":
+                    # a valid record followed by 3 MiB of padding, streamed in 64 KiB chunks
+                    doc = user_document(name, server_self.data) or {}
+                    doc["padding"] = "x" * (3 << 20)
+                    self.set_header("Content-Type", "application/json")
+                    text = json.dumps(doc).encode()
+                    for i in range(0, len(text), 1 << 16):
+                        self.write(text[i : i + (1 << 16)])
+                        await self.flush()
+                    return
                 if mode == "other":
                     name = "bob"
                 doc = user_document(name, server_self.data)
@@ -105,7 +116,7 @@ class JSONUserServer:
                 self.set_header("Content-Type", "application/json")
                 self.write(json.dumps(doc))
 
-        app = tornado.web.Application([(r"/(api|slow|error|html|other)/users/([^/]+)", Users)])
+        app = tornado.web.Application([(r"/(api|slow|error|html|other|huge)/users/([^/]+)", Users)])
         ssl_options = None
         if self.tls is not None:
             import ssl
@@ -267,3 +278,29 @@ async def test_check(json_users, token_file):
     assert await make_http_directory(json_users, token_file).check() == (
         f"http: 127.0.0.1:{json_users.port} answers"
     )
+
+
+async def test_an_oversized_answer_is_refused_and_not_kept(json_users, token_file, caplog):
+    directory = make_http_directory(json_users, token_file, mode="huge")
+    with pytest.raises(
+        DirectoryError, match=r"more than HTTPDirectory.max_response_bytes \(1048576 bytes\)"
+    ):
+        await directory.lookup("alice")
+    # the same answer is accepted when the limit allows it: the padding was the only problem
+    roomy = make_http_directory(json_users, token_file, mode="huge", max_response_bytes=8 << 20)
+    record = await roomy.lookup("alice")
+    assert record.uid == 2001
+    assert TOKEN not in caplog.text
+
+
+def test_bounded_body_keeps_nothing_past_the_limit():
+    from nbspawner.directory.http import _BoundedBody
+
+    body = _BoundedBody(10)
+    body.add(b"12345")
+    body.add(b"67890")
+    assert not body.overflow and body.value() == b"1234567890"
+    body.add(b"x")
+    assert body.overflow and body.chunks == []
+    body.add(b"more")
+    assert body.chunks == [] and body.size == 15
