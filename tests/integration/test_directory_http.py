@@ -274,6 +274,25 @@ async def test_https_wrong_ca_is_refused(https_users, token_file):
         await directory.lookup("alice")
 
 
+async def test_https_certificate_for_another_name_is_refused(https_users, token_file, tcp_proxy):
+    # the right CA, reached as 127.0.0.2: the certificate names only localhost and 127.0.0.1
+    server, pki = https_users
+    served_before = len(server.requests)
+    proxy = tcp_proxy("127.0.0.1", server.port, listen_host="127.0.0.2")
+    directory = HTTPDirectory(
+        url_template=f"https://127.0.0.2:{proxy.port}/api/users/{{username}}",
+        token_file=str(token_file),
+        ca_file=str(pki.ca_file),
+        **HTTP_FIELDS,
+    )
+    with pytest.raises(DirectoryError, match="TLS") as info:
+        await directory.lookup("alice")
+    assert not isinstance(info.value, UserNotFound)
+    assert proxy.connections_accepted >= 1
+    # no request reached the API (the token never went out): the handshake failed first
+    assert len(server.requests) == served_before
+
+
 async def test_check(json_users, token_file):
     assert await make_http_directory(json_users, token_file).check() == (
         f"http: 127.0.0.1:{json_users.port} answers"

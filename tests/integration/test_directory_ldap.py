@@ -58,6 +58,24 @@ async def test_wrong_ca_is_refused(make_ldap_directory, ldap_server, tls_mode):
     assert info.value.reason == "directory_tls"
 
 
+@pytest.mark.parametrize("tls_mode", ["starttls", "ldaps"])
+async def test_certificate_for_another_name_is_refused(
+    make_ldap_directory, ldap_server, tcp_proxy, tls_mode
+):
+    # the right CA, the right server, but reached as 127.0.0.2: the certificate names only
+    # localhost and 127.0.0.1, so a man in the middle with any valid certificate is refused
+    port = ldap_server.ldaps_port if tls_mode == "ldaps" else ldap_server.port
+    proxy = tcp_proxy("127.0.0.1", port, listen_host="127.0.0.2")
+    scheme = "ldaps" if tls_mode == "ldaps" else "ldap"
+    ldap = make_ldap_directory(tls_mode, server_urls=[f"{scheme}://127.0.0.2:{proxy.port}"])
+    with pytest.raises(DirectoryError) as info:
+        await ldap.lookup("alice")
+    assert not isinstance(info.value, UserNotFound)
+    assert info.value.reason == "directory_tls", info.value.log_message
+    assert "certificate does not name this host" in info.value.log_message
+    assert proxy.connections_accepted >= 1  # it did reach the server: TLS refused the name
+
+
 async def test_ldaps_by_host_name(make_ldap_directory, ldap_server):
     ldap = make_ldap_directory("ldaps", server_urls=[f"ldaps://localhost:{ldap_server.ldaps_port}"])
     assert (await ldap.lookup("alice")).uid == 2001
