@@ -691,25 +691,29 @@ def resolve_selection(
     profile = _find_profile(profile_list, user_options.get("profile"))
     assert profile is not None  # check_user_options refused it otherwise
     meta = profile.get(META) or {}
-    stale = _refuse(
-        f"profile {profile.get('slug')!r} is not from catalog {catalog.source} (reloaded meanwhile?)",
-        "The list of environments changed while you were choosing. Please reload the page and "
-        "choose again.",
-        409,
-    )
+
+    def stale() -> Exception:  # built only when raised
+        return _refuse(
+            f"profile {profile.get('slug')!r} is not from catalog {catalog.source} "
+            "(reloaded meanwhile?)",
+            "The list of environments changed while you were choosing. Please reload the page "
+            "and choose again.",
+            409,
+        )
+
     if "profile" in meta:
         combination = catalog.profile(meta["profile"])
         image = catalog.image(meta["image"])
         size = catalog.size(meta["size"]) if meta.get("size") else None
         gpu = catalog.gpu(meta["gpu"]) if meta.get("gpu") not in (None, NO_GPU) else None
         if combination is None or image is None:
-            raise stale
+            raise stale()
         return Selection(
             profile=combination.slug, image=image, size=size, gpu=gpu, combination=combination
         )
     image = catalog.image(meta.get("image", ""))
     if image is None:
-        raise stale
+        raise stale()
     options = profile.get("profile_options") or {}
     chosen: dict[str, str | None] = {}
     for name in OPTION_NAMES:
@@ -722,5 +726,5 @@ def resolve_selection(
     gpu_slug = chosen[GPU_OPTION]
     gpu = catalog.gpu(gpu_slug) if gpu_slug and gpu_slug != NO_GPU else None
     if (chosen[SIZE_OPTION] and size is None) or (gpu_slug not in (None, NO_GPU) and gpu is None):
-        raise stale
+        raise stale()
     return Selection(profile=image.slug, image=image, size=size, gpu=gpu)
