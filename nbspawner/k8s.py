@@ -4,15 +4,14 @@ kubespawner builds a ``V1Pod`` model; nbspawner's builders work on plain dicts (
 print and validate). These two functions translate using each model's own ``openapi_types``
 and ``attribute_map`` tables, without creating an ``ApiClient`` (which opens an HTTP session).
 
-They run on every spawn, so they take a fast path where it is safe. The generated model
-classes keep each attribute ``x`` in an instance field ``_x`` behind a property, plus
-``local_vars_configuration`` and ``discriminator``. For a class whose instances are verified
-to look exactly like that (checked once per class, on an instance built by its own
-constructor), :func:`model_to_dict` reads the fields directly and :func:`dict_to_model` fills
-them in without running the property setters one by one. A class that looks different (a
-future generator) goes through the public constructor and properties instead. The fast path
-skips the models' client-side checks (a required field left ``None``); the API server
-validates every object anyway, and the slow path is used whenever a class is not verified.
+:func:`model_to_dict` and :func:`shallow_model` run on every spawn, so they take a fast
+path where it is safe. The generated model classes keep each attribute ``x`` in an instance
+field ``_x`` behind a property, plus ``local_vars_configuration`` and ``discriminator``. For a
+class whose instances are verified to look exactly like that (checked once per class, on an
+instance built by its own constructor), the fields are read, or filled in, directly instead of
+through the properties one by one. A class that looks different (a future generator) goes
+through the public constructor and properties instead. :func:`dict_to_model` (deep, rare: the
+passwd Secret) always uses the constructors.
 """
 
 from __future__ import annotations
@@ -131,6 +130,7 @@ def _parse_type(klass: str) -> tuple[str, str]:
     return "model", klass
 
 
+_MISSING = object()
 _MODEL_CONVERTERS: dict[str, Any] = {}
 
 
@@ -140,9 +140,6 @@ def _converter(klass: str) -> Any:
     if conv is _MISSING:
         conv = _MODEL_CONVERTERS[klass] = _make_converter(klass)
     return conv
-
-
-_MISSING = object()
 
 
 def _make_converter(klass: str) -> Any:
@@ -160,47 +157,33 @@ def _make_converter(klass: str) -> Any:
             return dict
         return lambda data: {k: None if v is None else sub(v) for k, v in data.items()}
     cls = getattr(k8s_models, inner)
-    template = _layout(cls)[1]
-    # per JSON key: [constructor argument, instance field, value type, its converter]; the
-    # converter is looked up on first use (model types refer to each other, some in cycles)
+    # per JSON key: [constructor argument, value type, its converter]; the converter is looked
+    # up on first use (model types refer to each other, some in cycles)
     fields = {
-        json_key: [attr, f"_{attr}", cls.openapi_types[attr], _MISSING]
+        json_key: [attr, cls.openapi_types[attr], _MISSING]
         for attr, json_key in cls.attribute_map.items()
     }
-    new = object.__new__
-    default_config = Configuration.get_default
 
-    def convert_fields(data: Any, use_fields: bool) -> dict[str, Any]:
+    def construct(data: Any) -> Any:
         if not isinstance(data, dict):
             raise ValueError(f"{inner} must be an object, not {type(data).__name__}")
-        out = template.copy() if use_fields else {}
+        kwargs = {}
         for key, value in data.items():
             entry = fields.get(key)
             if entry is None:
                 raise ValueError(f"{inner} has no field {key!r}")
-            conv = entry[3]
+            conv = entry[2]
             if conv is _MISSING:
-                conv = entry[3] = _converter(entry[2])
-            out[entry[1] if use_fields else entry[0]] = (
-                value if conv is None or value is None else conv(value)
-            )
-        return out
+                conv = entry[2] = _converter(entry[1])
+            kwargs[entry[0]] = value if conv is None or value is None else conv(value)
+        return cls(**kwargs)
 
-    if template is None:  # not verified: the public constructor, with its checks
-        return lambda data: cls(**convert_fields(data, False))
-
-    def fill(data: Any) -> Any:
-        state = convert_fields(data, True)
-        state["local_vars_configuration"] = default_config()
-        obj = new(cls)
-        obj.__dict__.update(state)
-        return obj
-
-    return fill
+    return construct
 
 
 def dict_to_model(data: Any, klass: str) -> Any:
-    """The inverse of :func:`model_to_dict`: ``dict_to_model(pod_dict, "V1Pod")``."""
+    """The inverse of :func:`model_to_dict`: ``dict_to_model(pod_dict, "V1Pod")``, every level
+    a model built by its own constructor (with the client-side checks)."""
     if data is None:
         return None
     conv = _converter(klass)

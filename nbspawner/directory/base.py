@@ -238,15 +238,18 @@ def group_fields(
     gid: int,
     groups: Iterable[str],
     group_gids: Mapping[str, int],
-    supplemental_gids: Iterable[int] | None = None,
+    supplemental_gids: Any = None,
+    *,
+    source: str = "directory",
 ) -> dict[str, Any]:
     """The group fields of a :class:`UserRecord`, built the same way by every backend.
 
     - ``groups``: the names given plus the primary group's name when ``group_gids`` knows a
       group with gid ``gid`` (as ``id`` shows it), sorted and de-duplicated;
     - ``posix_groups``: ``(name, gid)`` of those names whose gid is known, sorted by name;
-    - ``supplemental_gids``: the explicit list when given, otherwise the known gids of the
-      groups other than the primary one; sorted and de-duplicated.
+    - ``supplemental_gids``: the explicit list when given (as the backend read it: parsed and
+      validated here, errors naming ``source``), otherwise the known gids of the groups other
+      than the primary one; sorted and de-duplicated.
 
     Sorting makes records from different backends (and LDAP's arbitrary result order) compare
     equal, so the cache and the tests see one canonical form.
@@ -258,7 +261,8 @@ def group_fields(
     if supplemental_gids is None:
         supplemental = tuple(sorted({g for _, g in posix if g != gid}))
     else:
-        supplemental = tuple(sorted(set(supplemental_gids)))
+        explicit = parse_int_list(supplemental_gids, "supplemental_gids", source)
+        supplemental = tuple(sorted(set(explicit)))
     return {"groups": ordered, "supplemental_gids": supplemental, "posix_groups": posix}
 
 

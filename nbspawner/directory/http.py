@@ -32,7 +32,6 @@ from .base import (
     get_path,
     group_fields,
     parse_int,
-    parse_int_list,
     parse_str,
     read_secret,
     refuse_impossible_username,
@@ -282,9 +281,6 @@ class HTTPDirectory(Directory):
         explicit = (
             get_path(data, self.supplemental_gids_field) if self.supplemental_gids_field else None
         )
-        supplemental = (
-            parse_int_list(explicit, "supplemental_gids", src) if explicit is not None else None
-        )
         return UserRecord(
             username=username,
             uid=uid,
@@ -293,7 +289,7 @@ class HTTPDirectory(Directory):
             gecos=gecos,
             shell=shell or "/bin/bash",
             source=src,
-            **group_fields(gid, names, gids, supplemental),
+            **group_fields(gid, names, gids, explicit, source=src),
         )
 
     async def check(self) -> str:

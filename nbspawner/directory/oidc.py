@@ -28,7 +28,6 @@ from .base import (
     get_path,
     group_fields,
     parse_int,
-    parse_int_list,
     parse_str,
     parse_str_list,
 )
@@ -132,9 +131,6 @@ class OIDCClaimsDirectory(Directory):
         if self.strip_group_path:
             names = tuple(n.rstrip("/").rsplit("/", 1)[-1] for n in names)
         explicit = read_claim(claims, self.supplemental_gids_claim)
-        supplemental = (
-            parse_int_list(explicit, "supplemental_gids", src) if explicit is not None else None
-        )
         gids = self.configured_group_gids()
         return UserRecord(
             username=username,
@@ -144,7 +140,7 @@ class OIDCClaimsDirectory(Directory):
             gecos=gecos,
             shell=shell or "/bin/bash",
             source=src,
-            **group_fields(gid, [n for n in names if n], gids, supplemental),
+            **group_fields(gid, [n for n in names if n], gids, explicit, source=src),
         )
 
     async def check(self) -> str:

@@ -39,7 +39,6 @@ from .base import (
     UserRecord,
     group_fields,
     parse_int,
-    parse_int_list,
     parse_str,
     parse_str_list,
 )
@@ -253,9 +252,6 @@ class StaticDirectory(Directory):
         names = parse_str_list(attrs.get("groups"), "groups", src)
         names += snapshot.memberships.get(username, ())
         explicit = attrs.get("supplemental_gids")
-        supplemental = (
-            parse_int_list(explicit, "supplemental_gids", src) if explicit is not None else None
-        )
         return UserRecord(
             username=username,
             uid=uid,
@@ -264,7 +260,7 @@ class StaticDirectory(Directory):
             gecos=parse_str(attrs.get("gecos"), "gecos", src, required=False),
             shell=parse_str(attrs.get("shell"), "shell", src, required=False) or "/bin/bash",
             source=src,
-            **group_fields(gid, names, snapshot.group_gids, supplemental),
+            **group_fields(gid, names, snapshot.group_gids, explicit, source=src),
         )
 
     async def check(self) -> str:
