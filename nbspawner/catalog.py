@@ -41,10 +41,11 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from .errors import CatalogError
+from .ids import id_problem
 from .metrics import CATALOG_RELOADS
+from .yamlload import YAMLFileError, load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -513,35 +514,6 @@ def _template_problem(value: str) -> str | None:
 # ---------------------------------------------------------------------------
 
 
-class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """SafeLoader that refuses duplicate mapping keys (PyYAML silently keeps the last one)."""
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
-    loader.flatten_mapping(node)
-    seen: dict[Any, Any] = {}
-    for key_node, _value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                None, None, "found an unhashable key", key_node.start_mark
-            ) from None
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"duplicate key {key!r} (first at line {seen[key].line + 1})",
-                key_node.start_mark,
-            )
-        seen[key] = key_node.start_mark
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 @lru_cache(maxsize=1)
 def catalog_schema() -> dict[str, Any]:
     """The catalog's JSON Schema (shipped as ``nbspawner/schemas/catalog.schema.json``)."""
@@ -578,13 +550,11 @@ def load(path: str | os.PathLike[str]) -> Catalog:
 def loads(text: str, *, source: str = "<inline>") -> Catalog:
     """Parse and validate catalog YAML text."""
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        problem = getattr(e, "problem", None) or str(e)
+        data = load_yaml(text, source=f"Catalog {source}")
+    except YAMLFileError as e:
+        where = e.where or "(file)"
         raise CatalogError(
-            f"Catalog {source} is not valid YAML: {where}: {problem}", [(where, str(problem))]
+            f"Catalog {source} is not valid YAML: {where}: {e.problem}", [(where, e.problem)]
         ) from None
     return load_data(data, source=source)
 
@@ -945,7 +915,11 @@ class _Checker:
             )
         security = image.get("security", {})
         for j, gid in enumerate(security.get("extra_supplemental_gids", [])):
-            if gid == 0:
+            problem = id_problem(gid)
+            if problem is not None:
+                # JSON Schema's "integer" admits 100.0, and YAML reads 0100 as 64
+                self.error([*base, "security", "extra_supplemental_gids", j], problem)
+            elif gid == 0:
                 self.warn(
                     [*base, "security", "extra_supplemental_gids", j],
                     "gid 0 gives users the root group's access to every file owned by group 0, "

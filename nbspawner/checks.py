@@ -15,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import difflib
 import os
+import re
 from collections.abc import Iterable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
+
+from traitlets import TraitError
 
 from .catalog import Catalog, load, load_data
 from .directory.base import UserRecord
@@ -409,6 +412,14 @@ async def run_checks(hub: HubConfig) -> tuple[bool, list[str]]:
     check_setting_names(config, report)
     try:
         spawner = _make_spawner(hub)
+    except TraitError as e:
+        if re.match(r"\A[A-Z]\w*\.\w+", str(e)):
+            # nbspawner's own setting checks name Class.trait and the value, as the hub logs
+            # them when it starts
+            report.fail(str(e))
+        else:
+            report.fail(_lines_for_exception("NBSpawner settings cannot be loaded", e))
+        return report.ok, _finish(report)
     except Exception as e:
         report.fail(_lines_for_exception("NBSpawner settings cannot be loaded", e))
         return report.ok, _finish(report)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .directory.base import UserRecord
@@ -25,6 +24,13 @@ GECOS_RE = re.compile(r"\A[A-Za-z0-9_. '-]{0,64}\Z")
 
 #: the largest uid/gid Linux accepts (2**32 - 1 is the "invalid" id, -1)
 MAX_ID = 2**32 - 2
+#: ids file servers and kernels treat specially, refused as any user's uid or gid whatever the
+#: range settings say: 65534 nobody/nogroup (NFS maps unknown and squashed users to it), 65535
+#: (the 16-bit -1), 4294967294 (the 32-bit -2, nfsnobody on old systems), 4294967295 (-1,
+#: "no id" to setresuid/chown)
+SPECIAL_IDS = frozenset({65534, 65535, 2**32 - 2, 2**32 - 1})
+#: default upper bound of NBSpawner.max_uid / max_gid
+DEFAULT_MAX_ID = 2**32 - 3
 RESERVED_NAMES = frozenset({"root"})
 
 
@@ -79,8 +85,9 @@ class IdentityPolicy:
     """What a record must satisfy. Built from NBSpawner's traits."""
 
     min_uid: int = 1000
-    max_uid: int = MAX_ID
+    max_uid: int = DEFAULT_MAX_ID
     min_gid: int = 1
+    max_gid: int = DEFAULT_MAX_ID
     allow_uid_zero: bool = False
     allow_gid_zero: bool = False
     #: home must lie under one of these (empty: any normalised absolute path)
@@ -104,9 +111,9 @@ def validate_record(
         )
     check_name(record.username, "username", src)
 
-    for field_name, value, min_value, allow_zero in (
-        ("uid", record.uid, policy.min_uid, policy.allow_uid_zero),
-        ("gid", record.gid, policy.min_gid, policy.allow_gid_zero),
+    for field_name, value, min_value, max_value, allow_zero in (
+        ("uid", record.uid, policy.min_uid, policy.max_uid, policy.allow_uid_zero),
+        ("gid", record.gid, policy.min_gid, policy.max_gid, policy.allow_gid_zero),
     ):
         if not isinstance(value, int) or isinstance(value, bool):
             raise InvalidRecord(
@@ -125,10 +132,19 @@ def validate_record(
                 source=src,
                 reason="root_id",
             )
-        if value < min_value or value > policy.max_uid:
+        if value in SPECIAL_IDS:
             raise InvalidRecord(
-                f"{src}: {field_name} is outside the allowed range {min_value}..{policy.max_uid} "
-                f"(NBSpawner.min_{field_name})",
+                f"{src}: {field_name} {value} is an id file servers treat specially "
+                "(nobody, or -1/-2 as an unsigned number), which is refused",
+                field=field_name,
+                kind="special id",
+                source=src,
+                reason="id_out_of_range",
+            )
+        if value < min_value or value > max_value:
+            raise InvalidRecord(
+                f"{src}: {field_name} {value} is outside the allowed range {min_value}..{max_value} "
+                f"(NBSpawner.min_{field_name}, NBSpawner.max_{field_name})",
                 field=field_name,
                 kind="out of range",
                 source=src,
@@ -141,6 +157,14 @@ def validate_record(
                 f"{src}: a supplemental gid is out of range",
                 field="supplemental_gids",
                 kind="out of range",
+                source=src,
+            )
+        if gid in SPECIAL_IDS:
+            raise InvalidRecord(
+                f"{src}: supplemental gid {gid} is an id file servers treat specially, "
+                "which is refused",
+                field="supplemental_gids",
+                kind="special id",
                 source=src,
             )
         if gid == 0 and not policy.allow_gid_zero:
@@ -171,6 +195,7 @@ def validate_record(
             or isinstance(gid, bool)
             or gid < 0
             or gid > MAX_ID
+            or gid in SPECIAL_IDS
             or (gid == 0 and not policy.allow_gid_zero)
         ):
             raise InvalidRecord(
@@ -198,8 +223,3 @@ def validate_record(
             reason="home_outside_roots",
         )
     return record
-
-
-def validate_all(records: Sequence[UserRecord], policy: IdentityPolicy) -> None:
-    for r in records:
-        validate_record(r, policy)

@@ -32,7 +32,7 @@ from jupyterhub.utils import maybe_future
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
-from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, observe
+from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, observe, validate
 
 from . import metrics, passwd, security
 from .catalog import Catalog, CatalogFile, load_data
@@ -47,9 +47,10 @@ from .errors import (
     UnsafePod,
     UserNotFound,
 )
+from .ids import id_problem, shown
 from .k8s import dict_to_model, model_to_dict, update_pod_model
 from .podpatch import PodPatch, apply_to_pod
-from .policy import IdentityPolicy, validate_record
+from .policy import DEFAULT_MAX_ID, NAME_RE, SPECIAL_IDS, IdentityPolicy, validate_record
 from .profiles import build_profile_list, resolve_selection
 from .storage import StorageConfig, build_storage, check_pod_conflicts
 
@@ -137,6 +138,17 @@ class NBSpawner(KubeSpawner):
     # ------------------------------------------------------------------ policy
     min_uid = Int(1000, config=True, help="Smallest uid a user's pod may run as.")
     min_gid = Int(1, config=True, help="Smallest primary gid accepted (0 needs allow_gid_zero).")
+    max_uid = Int(
+        DEFAULT_MAX_ID,
+        config=True,
+        help="""Largest uid a user's pod may run as. Whatever it says, 65534 (nobody), 65535,
+        4294967294 and 4294967295 are never accepted: file servers treat them specially.""",
+    )
+    max_gid = Int(
+        DEFAULT_MAX_ID,
+        config=True,
+        help="Largest primary gid accepted (65534, 65535, 4294967294, 4294967295 never are).",
+    )
     allow_gid_zero = Bool(
         False,
         config=True,
@@ -256,6 +268,73 @@ class NBSpawner(KubeSpawner):
         every level.""",
     )
 
+    # ------------------------------------------------------------------ settings checks
+    # A bad value fails when it is set (hub start), naming Class.trait and the value.
+    @validate("directory_cache_size")
+    def _valid_cache_size(self, proposal: Any) -> int:
+        value = proposal["value"]
+        if value < 1:
+            raise TraitError(
+                f"NBSpawner.directory_cache_size must be at least 1, not {value!r} "
+                "(use directory_cache_ttl: 0 to keep records for no time)"
+            )
+        return value
+
+    @validate("directory_cache_ttl", "directory_negative_cache_ttl")
+    def _valid_ttl(self, proposal: Any) -> float:
+        value = proposal["value"]
+        if not value >= 0:  # also refuses NaN
+            raise TraitError(f"NBSpawner.{proposal['trait'].name} must be >= 0, not {value!r}")
+        return value
+
+    @validate("min_uid", "max_uid", "min_gid", "max_gid")
+    def _valid_id_bound(self, proposal: Any) -> int:
+        value = proposal["value"]
+        problem = id_problem(value)
+        if problem is not None:
+            raise TraitError(f"NBSpawner.{proposal['trait'].name}: {problem}")
+        return value
+
+    @validate("default_groups")
+    def _valid_default_groups(self, proposal: Any) -> dict[str, int]:
+        groups = proposal["value"]
+        for name, gid in groups.items():
+            if not isinstance(name, str) or not NAME_RE.match(name):
+                raise TraitError(
+                    f"NBSpawner.default_groups: {shown(name)} is not a valid POSIX group name"
+                )
+            problem = id_problem(gid)
+            if problem is not None:
+                raise TraitError(f"NBSpawner.default_groups[{name!r}]: {problem}")
+            if gid in SPECIAL_IDS:
+                raise TraitError(
+                    f"NBSpawner.default_groups[{name!r}]: gid {gid} is an id file servers "
+                    "treat specially"
+                )
+        return groups
+
+    @validate("fallback_identity")
+    def _valid_fallback_identity(self, proposal: Any) -> dict[str, Any]:
+        fb = proposal["value"]
+        if not fb:
+            return fb
+        unknown = set(fb) - {"uid", "gid", "home", "groups", "supplemental_gids", "gecos", "shell"}
+        if unknown or not {"uid", "gid", "home"} <= set(fb):
+            raise TraitError(
+                "NBSpawner.fallback_identity needs uid, gid and home and nothing else "
+                f"(unknown keys: {sorted(map(shown, unknown))})"
+            )
+        gids = fb.get("supplemental_gids", ())
+        if not isinstance(gids, (list, tuple)):
+            raise TraitError("NBSpawner.fallback_identity.supplemental_gids must be a list")
+        for where, value in [("uid", fb["uid"]), ("gid", fb["gid"])] + [
+            (f"supplemental_gids[{i}]", g) for i, g in enumerate(gids)
+        ]:
+            problem = id_problem(value)
+            if problem is not None:
+                raise TraitError(f"NBSpawner.fallback_identity.{where}: {problem}")
+        return fb
+
     # ------------------------------------------------------------------ hooks
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -281,7 +360,14 @@ class NBSpawner(KubeSpawner):
     # Settings objects built from several traits are used a few times per spawn: each is kept
     # until one of its traits is set again (config, a profile's kubespawner_override, a test).
     _MEMO_TRAITS = {
-        "identity_policy": ("min_uid", "min_gid", "allow_gid_zero", "home_roots"),
+        "identity_policy": (
+            "min_uid",
+            "max_uid",
+            "min_gid",
+            "max_gid",
+            "allow_gid_zero",
+            "home_roots",
+        ),
         "passwd_config": (
             "passwd_hook",
             "passwd_shell",
@@ -315,6 +401,8 @@ class NBSpawner(KubeSpawner):
         return IdentityPolicy(
             min_uid=self.min_uid,
             min_gid=self.min_gid,
+            max_uid=self.max_uid,
+            max_gid=self.max_gid,
             allow_gid_zero=self.allow_gid_zero,
             home_roots=tuple(self.home_roots),
         )
@@ -366,8 +454,12 @@ class NBSpawner(KubeSpawner):
         if self._nb_record is not None:
             return self._nb_record
         username = self.user.name
-        directory = self.shared_directory()
         try:
+            # built inside the refusal path: a bad backend setting is a readable refusal
+            try:
+                directory = self.shared_directory()
+            except TraitError as e:
+                raise ConfigError(f"{self.directory_class.__name__}: {e}") from None
             try:
                 record = await directory.lookup(username, await self._auth_state())
             except UserNotFound:
@@ -375,7 +467,7 @@ class NBSpawner(KubeSpawner):
                     raise
                 record = self._fallback_record(username)
                 self.log.warning(
-                    "%s is not in the directory; using NBSpawner.fallback_identity", username
+                    "%r is not in the directory; using NBSpawner.fallback_identity", username
                 )
             record = validate_record(record, self.identity_policy, username=username)
         except NBSpawnerError as err:
@@ -394,7 +486,7 @@ class NBSpawner(KubeSpawner):
         home = str(fb["home"]).replace("{username}", username)
         return UserRecord(
             username=username,
-            uid=int(fb["uid"]),
+            uid=int(fb["uid"]),  # checked by _valid_fallback_identity
             gid=int(fb["gid"]),
             home=home,
             groups=tuple(fb.get("groups", ())),

@@ -23,6 +23,8 @@ from typing import Any
 from traitlets.config import LoggingConfigurable
 
 from ..errors import InvalidRecord
+from ..ids import id_problem
+from ..yamlload import SpelledInt
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +138,12 @@ def _single(value: Any, field_name: str, source: str) -> Any:
 
 
 def parse_int(value: Any, field_name: str, source: str) -> int:
-    """``"1234"``, ``1234``, ``["1234"]`` -> 1234; anything else is an InvalidRecord."""
+    """``"1234"``, ``1234``, ``["1234"]`` -> 1234; anything else is an InvalidRecord.
+
+    An id is taken exactly as written (:func:`nbspawner.ids.id_problem`): leading zeros, YAML's
+    octal/base-60 spellings, signs, underscores, floats, booleans and non-ASCII digits are
+    refused, never reinterpreted.
+    """
     if value is None:
         raise InvalidRecord(
             f"{source}: attribute for {field_name} is missing",
@@ -145,23 +152,25 @@ def parse_int(value: Any, field_name: str, source: str) -> int:
             source=source,
         )
     value = _single(value, field_name, source)
-    if isinstance(value, bool):
-        kind = "boolean"
-    elif isinstance(value, int):
-        return value
-    elif isinstance(value, str):
-        text = value.strip()
-        if text.isascii() and (text.isdigit() or (text[:1] == "-" and text[1:].isdigit())):
-            return int(text)
-        kind = "not an integer"
-    else:
-        kind = f"a {type(value).__name__}, not an integer"
+    problem = id_problem(value)
+    if problem is None:
+        return int(value)
     raise InvalidRecord(
-        f"{source}: attribute for {field_name} is {kind}",
+        f"{source}: {field_name}: {problem}",
         field=field_name,
-        kind=kind,
+        kind=_id_kind(value),
         source=source,
     )
+
+
+def _id_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, SpelledInt):
+        return "not plain decimal"
+    if isinstance(value, (str, int)):
+        return "not an integer"
+    return f"a {type(value).__name__}, not an integer"
 
 
 def parse_str(value: Any, field_name: str, source: str, *, required: bool = True) -> str:

@@ -30,10 +30,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 from traitlets import Dict, Unicode, observe
 
-from ..errors import DirectoryError, UserNotFound
+from ..errors import DirectoryError, InvalidRecord, UserNotFound
+from ..yamlload import YAMLFileError, read_yaml_file
 from .base import (
     Directory,
     UserRecord,
@@ -42,11 +42,6 @@ from .base import (
     parse_str,
     parse_str_list,
 )
-
-try:
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - libyaml not compiled in
-    _Loader = yaml.SafeLoader
 
 
 class StaticFileError(Exception):
@@ -151,16 +146,14 @@ class StaticDirectory(Directory):
     def _read_file(self) -> _Snapshot:
         where = f"StaticDirectory.path ({self.path})"
         try:
-            with open(self.path, encoding="utf-8") as f:
-                data = yaml.load(f, Loader=_Loader)  # noqa: S506 - a SafeLoader variant
+            data = read_yaml_file(self.path, source=where)
         except OSError as e:
             raise StaticFileError(f"{where} cannot be read: {e.strerror}") from None
         except UnicodeDecodeError:
             raise StaticFileError(f"{where} is not UTF-8 text") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            at = f" at line {mark.line + 1}" if mark is not None else ""
-            raise StaticFileError(f"{where} is not valid YAML{at}") from None
+        except YAMLFileError as e:
+            # the problem names a line and a key (duplicate users), never a value
+            raise StaticFileError(str(e)) from None
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
@@ -225,7 +218,15 @@ class StaticDirectory(Directory):
             raise UserNotFound(
                 f"static: user {username!r} is not in StaticDirectory.users or .path"
             )
-        return self._record(username, attrs, snapshot)
+        try:
+            return self._record(username, attrs, snapshot)
+        except InvalidRecord as e:
+            # name the file (or inline setting) and the entry, as the admin will look for it
+            in_file = self._file is not None and username in self._file.users
+            where = f"StaticDirectory.path ({self.path})" if in_file else "StaticDirectory.users"
+            e.log_message = f"{e.log_message} (in {where}, users.{username!r})"
+            e.args = (e.log_message,)
+            raise
 
     def _combine(self, inline: _Snapshot, from_file: _Snapshot | None) -> _Snapshot:
         """Inline data overridden by the file's (users and groups by name), memoised."""

@@ -298,7 +298,7 @@ def test_lookup_invalid_record(capsys, ldap_config):
     code, _, err = call(capsys, "lookup", "mallory", *ldap_config)
     assert code == 1
     assert "directory entry cannot be used" in err
-    assert "ldap: attribute for uid is not an integer" in err
+    assert "ldap: uid: 'abc' is not a plain decimal integer" in err
 
 
 def test_lookup_uid_zero_is_refused(capsys, ldap_config):

@@ -101,7 +101,7 @@ async def test_non_numeric_uid_claim_is_a_refusal(provider_users):
         "not an integer",
         "oidc",
     )
-    assert "abc" not in info.value.log_message
+    assert info.value.log_message == "oidc: uid: 'abc' is not a plain decimal integer"
 
 
 async def test_user_without_posix_claims_is_not_found(provider_users):

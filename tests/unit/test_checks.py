@@ -208,10 +208,22 @@ async def test_auth_state_backends_need_auth_state(tmp_path):
 async def test_identity_settings(tmp_path):
     ok, lines = await check(tmp_path, values(fallback_identity={"uid": 1000}))
     assert not ok
-    assert any(
-        line.startswith("FAIL NBSpawner.fallback_identity: NBSpawner.fallback_identity needs")
-        for line in lines
-    )
+    assert (
+        "FAIL NBSpawner.fallback_identity needs uid, gid and home and nothing else "
+        "(unknown keys: [])"
+    ) in lines
+    for bad, message in [
+        ({"uid": "02001"}, "uid: '02001' is not a plain decimal integer"),
+        ({"gid": 100.0}, "gid: 100.0 is a number with a fraction part, not an id"),
+        ({"gid": True}, "gid: True is a boolean, not an id"),
+        ({"supplemental_gids": ["２００１"]}, "supplemental_gids[0]: '２００１' is not a plain"),
+    ]:
+        fallback = {"uid": 1000, "gid": 100, "home": "/home/{username}", **bad}
+        ok, lines = await check(tmp_path, values(fallback_identity=fallback))
+        assert not ok
+        assert any(
+            line.startswith(f"FAIL NBSpawner.fallback_identity.{message}") for line in lines
+        ), lines
     fallback = {"uid": 1000, "gid": 100, "home": "/home/{username}"}
     ok, lines = await check(tmp_path, values(fallback_identity=fallback, passwd_hook="off"))
     assert ok, lines

@@ -69,7 +69,10 @@ async def test_malformed_user_is_refused_alone(users_file):
     with pytest.raises(InvalidRecord) as info:
         await directory.lookup("mallory")
     assert info.value.field == "uid"
-    assert "abc" not in info.value.log_message
+    assert info.value.log_message == (
+        "static: uid: 'abc' is not a plain decimal integer "
+        f"(in StaticDirectory.path ({users_file}), users.'mallory')"
+    )
     assert (await directory.lookup("alice")).uid == 2001
 
 

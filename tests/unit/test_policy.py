@@ -39,7 +39,14 @@ def test_good_record_passes_unchanged():
         ({"uid": 0}, "uid", "root id"),
         ({"gid": 0}, "gid", "root id"),
         ({"uid": 999}, "uid", "out of range"),
-        ({"uid": 2**32 - 1}, "uid", "out of range"),
+        ({"uid": 2**32 - 1}, "uid", "special id"),
+        ({"uid": 2**32 - 2}, "uid", "special id"),
+        ({"uid": 65534}, "uid", "special id"),
+        ({"uid": 65535}, "uid", "special id"),
+        ({"gid": 65534}, "gid", "special id"),
+        ({"gid": 2**32 - 1}, "gid", "special id"),
+        ({"supplemental_gids": (3001, 65534)}, "supplemental_gids", "special id"),
+        ({"posix_groups": (("nogroup", 65534),)}, "posix_groups", "out of range"),
         ({"uid": -5}, "uid", "out of range"),
         ({"uid": True}, "uid", "not an integer"),
         ({"uid": "2001"}, "uid", "not an integer"),
@@ -134,3 +141,29 @@ def test_unsafe_gecos_is_accepted_here_and_omitted_from_passwd():
             "/home/alice",
             "/bin/bash",
         ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (
+            "uid",
+            60001,
+            "test: uid 60001 is outside the allowed range 1000..60000 "
+            "(NBSpawner.min_uid, NBSpawner.max_uid)",
+        ),
+        (
+            "gid",
+            70000,
+            "test: gid 70000 is outside the allowed range 1..65000 "
+            "(NBSpawner.min_gid, NBSpawner.max_gid)",
+        ),
+    ],
+)
+def test_max_uid_and_max_gid_bound_the_range(field, value, message):
+    policy = IdentityPolicy(min_uid=1000, max_uid=60000, max_gid=65000)
+    assert validate_record(with_(uid=60000, gid=65000), policy) is not None
+    with pytest.raises(InvalidRecord) as info:
+        validate_record(with_(source="test", **{field: value}), policy)
+    assert (info.value.field, info.value.kind) == (field, "out of range")
+    assert info.value.log_message == message
