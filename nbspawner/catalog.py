@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ import jsonschema
 from .errors import CatalogError
 from .ids import id_problem
 from .metrics import CATALOG_RELOADS
+from .paths import RESERVED_VOLUME_PREFIX, mount_path_problem, normalise, relative_path_problem
 from .yamlload import YAMLFileError, load_yaml
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,6 @@ IDE_DEFAULT_URLS = {
 DEFAULT_MAX_GPUS = 8
 #: volume sources an image may declare; hostPath (the node's filesystem) is never one of them
 SAFE_VOLUME_SOURCES = ("configMap", "secret", "emptyDir", "persistentVolumeClaim", "nfs")
-#: volume names nbspawner's own pod patches use
-RESERVED_VOLUME_PREFIX = "nbspawner-"
 #: environment variables JupyterHub, kubespawner or nbspawner's identity handling set
 RESERVED_ENV = frozenset(
     {
@@ -87,7 +86,6 @@ RESERVED_ENV = frozenset(
 )
 RESERVED_ENV_PREFIXES = ("JUPYTERHUB_", "JPY_")
 #: files nbspawner's passwd hook mounts; an image may not mount anything over them
-RESERVED_MOUNT_PATHS = frozenset({"/etc/passwd", "/etc/group"})
 #: template fields kubespawner fills in volumes and env values (``{username}``...)
 KUBESPAWNER_TEMPLATE_FIELDS = frozenset(
     {
@@ -526,7 +524,22 @@ def _validator() -> jsonschema.protocols.Validator:
     schema = catalog_schema()
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
-    return cls(schema)
+    # JSON Schema patterns are ECMA-262 regular expressions, where a final "$" matches only at
+    # the end; Python's "$" also matches before a trailing newline ("alice\n" would pass)
+    strict = jsonschema.validators.extend(cls, {"pattern": _ecma_pattern})
+    return strict(schema)
+
+
+@cache
+def _python_regex(pattern: str) -> re.Pattern[str]:
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    if validator.is_type(instance, "string") and not _python_regex(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 def load(path: str | os.PathLike[str]) -> Catalog:
@@ -964,6 +977,11 @@ class _Checker:
                     f"names starting with {RESERVED_VOLUME_PREFIX!r} "
                     "are reserved for nbspawner's own volumes",
                 )
+            for source in ("configMap", "secret"):
+                for k, item in enumerate((volume.get(source) or {}).get("items") or ()):
+                    problem = relative_path_problem(item.get("path"), "path")
+                    if problem:
+                        self.error([*vpath, source, "items", k, "path"], problem)
             sources = [k for k in SAFE_VOLUME_SOURCES if k in volume]
             if len(sources) != 1:
                 self.error(
@@ -988,23 +1006,31 @@ class _Checker:
     def _check_mounts(
         self, path: list[Any], mounts: list[Mapping[str, Any]], volumes: set[str]
     ) -> None:
-        seen: set[str] = set()
+        seen: dict[str, str] = {}
         for j, mount in enumerate(mounts):
             mpath = [*path, j]
-            mount_path = mount["mountPath"].rstrip("/") or "/"
+            mount_path = normalise(mount["mountPath"])
             if mount_path in seen:
-                self.error([*mpath, "mountPath"], f"{mount_path!r} is mounted twice")
-            seen.add(mount_path)
-            if mount_path in RESERVED_MOUNT_PATHS:
                 self.error(
                     [*mpath, "mountPath"],
-                    f"{mount_path} is provided by nbspawner's passwd "
-                    "hook and cannot be replaced by an image volume",
+                    f"two mounts at {mount_path!r} ({seen[mount_path]!r} and "
+                    f"{mount['mountPath']!r})",
                 )
-            if mount_path == "/":
-                self.error([*mpath, "mountPath"], "cannot mount over /")
-            if ".." in mount["mountPath"].split("/") or ".." in mount.get("subPath", "").split("/"):
-                self.error(mpath, "paths may not contain '..'")
+            seen.setdefault(mount_path, mount["mountPath"])
+            problem = mount_path_problem(mount["mountPath"])
+            if problem:
+                self.error([*mpath, "mountPath"], problem)
+            if "subPath" in mount:
+                problem = relative_path_problem(mount["subPath"], "subPath")
+                if problem:
+                    self.error([*mpath, "subPath"], problem)
+            if mount["name"].startswith(RESERVED_VOLUME_PREFIX):
+                self.error(
+                    [*mpath, "name"],
+                    f"mounts nbspawner's own volume {mount['name']!r}; volumes whose names "
+                    f"start with {RESERVED_VOLUME_PREFIX!r} are mounted by nbspawner only",
+                )
+                continue
             if mount["name"] not in volumes:
                 self.warn(
                     [*mpath, "name"],

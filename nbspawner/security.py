@@ -10,14 +10,16 @@ Pure functions over a pod manifest as a plain camelCase dict (what
   ``RuntimeDefault``;
 * every container, init container and ephemeral container: ``allowPrivilegeEscalation:
   false``, ``capabilities.drop`` containing ``ALL``, ``runAsNonRoot: true``, seccomp
-  ``RuntimeDefault``; the notebook container also gets ``runAsUser``/``runAsGroup``.
+  ``RuntimeDefault``, and ``runAsUser``/``runAsGroup`` = the directory uid/gid (every
+  container of a user's pod is the user, whoever added it).
 
 It only *adds* safety to fields that are unset. A field that explicitly asks for more
 (``privileged: true``, ``allowPrivilegeEscalation: true``, ``runAsUser: 0``, a capability, a
 hostPath volume, seccomp ``Unconfined``...) is left as it is, so that :func:`check_restricted`
 refuses the pod with a message naming it instead of silently "fixing" what a profile or an
-override asked for. An identity that contradicts the directory (a pod-level or notebook
-``runAsUser`` other than the user's uid) is refused at once.
+override asked for. An identity that contradicts the directory (a pod-level or container
+``runAsUser``/``runAsGroup`` other than the user's, or an ``fsGroup`` that is not the one
+``keep_fs_gid`` keeps) is refused at once.
 
 :func:`restricted_violations` implements the checks of the Pod Security Standards
 "baseline" and "restricted" profiles as Kubernetes' pod-security-admission does (host
@@ -132,7 +134,6 @@ def harden_pod(
     gid: int,
     supplemental_gids: Iterable[int] = (),
     fs_group: int | None = None,
-    notebook_container: str = NOTEBOOK_CONTAINER,
     allow_root_group: bool = False,
     strict_supplemental_groups: bool = False,
     in_place: bool = False,
@@ -171,6 +172,18 @@ def harden_pod(
     if psc.get("runAsNonRoot") is None:
         psc["runAsNonRoot"] = True
     psc["supplementalGroups"] = supplemental
+    current_fs = psc.get("fsGroup")
+    if current_fs is not None and current_fs != fs_group:
+        where = (
+            "fsGroup is set only from KubeSpawner.fs_gid with NBSpawner.keep_fs_gid: true"
+            if fs_group is None
+            else f"NBSpawner.keep_fs_gid keeps fs_gid {fs_group}"
+        )
+        raise UnsafePod(
+            f"harden_pod: the pod's securityContext.fsGroup is {current_fs!r}; {where} "
+            "(remove fsGroup from extra_pod_config or the profile)",
+            reason="identity_conflict",
+        )
     if fs_group is not None:
         psc["fsGroup"] = fs_group
     if psc.get("seccompProfile") is None:
@@ -193,18 +206,20 @@ def harden_pod(
             sc["runAsNonRoot"] = True
         if sc.get("seccompProfile") is None:
             sc["seccompProfile"] = {"type": "RuntimeDefault"}
-        if kind == "containers" and container.get("name") == notebook_container:
-            for key, value in (("runAsUser", uid), ("runAsGroup", gid)):
-                current = sc.get(key)
-                if current is None:
-                    sc[key] = value
-                elif current != value:
-                    raise UnsafePod(
-                        f"harden_pod: the notebook container's securityContext.{key} is "
-                        f"{current}, not the user's {value}; a profile or "
-                        "extra_container_config sets it (remove that setting)",
-                        reason="identity_conflict",
-                    )
+        # every container of the user's pod is the user: the notebook, nbspawner's init
+        # containers, and whatever extra_containers / init_containers / a profile adds
+        for key, value in (("runAsUser", uid), ("runAsGroup", gid)):
+            current = sc.get(key)
+            if current is None:
+                sc[key] = value
+            elif current != value:
+                raise UnsafePod(
+                    f"harden_pod: {_label(kind, container)} has securityContext.{key} "
+                    f"{current!r}, not the user's {value}; every container of a user's pod runs "
+                    "as the user (remove that setting from the profile, extra_containers, "
+                    "init_containers or extra_container_config)",
+                    reason="identity_conflict",
+                )
     return pod
 
 

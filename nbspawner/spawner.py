@@ -49,6 +49,7 @@ from .errors import (
 )
 from .ids import id_problem, shown
 from .k8s import dict_to_model, model_to_dict, update_pod_model
+from .paths import pod_mount_problems
 from .podpatch import PodPatch, apply_to_pod
 from .policy import DEFAULT_MAX_ID, NAME_RE, SPECIAL_IDS, IdentityPolicy, validate_record
 from .profiles import build_profile_list, resolve_selection
@@ -658,15 +659,34 @@ class NBSpawner(KubeSpawner):
         record = await self.resolve_identity()
         pod_dict = model_to_dict(pod)
         try:
+            # kubespawner's pod first (a readable cause), then the pod with nbspawner's additions
+            self.check_mounts(pod_dict)
             patch = self.build_pod_patch(record, pod_dict)
             for note in apply_to_pod(pod_dict, patch):
                 self.log.info("nbspawner pod %s: %s", self.pod_name, note)
+            self.check_mounts(pod_dict, patch)
             pod_dict = self.secure_pod(record, pod_dict)
         except NBSpawnerError as err:
             raise self._refuse(err) from None
         # created right before the pod POST (see _make_create_pod_request)
         self.pending_secrets = patch.secrets
         return update_pod_model(pod, pod_dict)
+
+    def check_mounts(self, pod: dict[str, Any], patch: PodPatch | None = None) -> None:
+        """Refuse mounts over protected files or system trees, of nbspawner's own volumes by
+        anything else, and two mounts at one path (see nbspawner.paths), in every container."""
+        own: list[Any] = []
+        if patch is not None:
+            own = [*patch.volumes, *patch.volume_mounts]
+            own += [m for c in patch.init_containers for m in c.get("volumeMounts") or ()]
+        problems = pod_mount_problems(pod, own)
+        if problems:
+            raise UnsafePod(
+                f"pod {self.pod_name}: " + "; ".join(problems),
+                "The selected environment mounts a volume where it is not allowed. "
+                "Please contact your administrator.",
+                reason="unsafe_mount",
+            )
 
     def secure_pod(self, record: UserRecord, pod: dict[str, Any]) -> dict[str, Any]:
         """Harden to Pod Security "restricted" and refuse what still fails the configured level."""

@@ -47,6 +47,7 @@ from typing import Any
 
 from .directory.base import UserRecord
 from .errors import ConfigError, InvalidRecord, StorageError
+from .paths import normalise
 from .podpatch import PodPatch, restricted_container_security_context
 from .policy import check_path, path_is_under
 
@@ -862,9 +863,13 @@ def check_pod_conflicts(
     for container in spec.get("containers") or []:
         if container.get("name") != container_name:
             continue
-        existing = {m.get("mountPath") for m in container.get("volumeMounts") or []}
+        existing = {
+            normalise(m["mountPath"])
+            for m in container.get("volumeMounts") or []
+            if isinstance(m.get("mountPath"), str)
+        }
         for mount in patch.volume_mounts:
-            path = posixpath.normpath(mount["mountPath"])
+            path = normalise(mount["mountPath"])
             if path in existing:
                 raise ConfigError(
                     f"the notebook container already mounts something at {path}: with "

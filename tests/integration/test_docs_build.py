@@ -210,7 +210,7 @@ def admin_messages() -> list[tuple[str, str]]:
             fragments = [
                 re.sub(r"\s+", " ", piece.strip(" .;:,()'\""))
                 for part in _literal_parts(arg)
-                for piece in re.split(r"%[sd]", part)
+                for piece in re.split(r"%[sdr]", part)
             ]
             fragments = [f for f in fragments if len(f) >= 12]
             if fragments:

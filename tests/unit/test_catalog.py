@@ -628,3 +628,61 @@ async def test_aget_reloads_in_a_worker_thread(tmp_path):
     assert all(r is results[0] for r in results)
     assert results[0] is not first
     assert len(results[0].images) == 2
+
+
+def _schema_patterns(node, path=()):
+    if isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            yield path, node["pattern"]
+        for key, value in node.items():
+            yield from _schema_patterns(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _schema_patterns(value, (*path, i))
+
+
+def test_every_schema_pattern_refuses_a_trailing_newline():
+    """ECMA-262 "$" (what the schema means) is Python's "\\Z", not "$"."""
+    validator = catalog_module._validator()
+    patterns = list(_schema_patterns(json.loads(SCHEMA.read_text())))
+    anchored = [(path, p) for path, p in patterns if p.endswith("$")]
+    assert len(anchored) >= 15
+    for path, pattern in anchored:
+        strict = validator.evolve(schema={"type": "string", "pattern": pattern})
+        # a value the pattern accepts, then the same value with a newline after it
+        value = next(v for v in ("a", "/lab", "nvidia.com/gpu") if re.fullmatch(pattern, v))
+        assert list(strict.iter_errors(value)) == [], (path, pattern)
+        assert len(list(strict.iter_errors(value + "\n"))) == 1, (path, pattern)
+
+
+@pytest.mark.parametrize(
+    "where,value,location",
+    [
+        ("image-slug", "scipy\n", "images[0] (slug 'scipy\\n').slug"),
+        ("size-slug", "small\n", "sizes[0] (slug 'small\\n').slug"),
+        ("default_url", "/lab\r\nSet-Cookie: x=1", "images[0] (slug 'scipy').default_url"),
+        ("default_url", "/lab\n", "images[0] (slug 'scipy').default_url"),
+        ("default_url", "/lab tree", "images[0] (slug 'scipy').default_url"),
+    ],
+)
+def test_newlines_and_spaces_are_refused_where_kubernetes_or_urls_forbid_them(
+    where, value, location
+):
+    image = {"slug": "scipy", "display_name": "SciPy", "image": "quay.io/jupyter/scipy:2025-01-01"}
+    data = {"version": 1, "images": [image]}
+    if where == "image-slug":
+        image["slug"] = value
+    elif where == "size-slug":
+        data["sizes"] = [
+            {
+                "slug": value,
+                "display_name": "S",
+                "cpu_guarantee": 1,
+                "cpu_limit": 1,
+                "mem_guarantee": "1Gi",
+            }
+        ]
+    else:
+        image["default_url"] = value
+    errors, _ = validate(data)
+    assert [loc for loc, _ in errors] == [location], errors

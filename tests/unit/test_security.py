@@ -134,8 +134,72 @@ async def test_harden_refuses_identity_conflicts():
     with pytest.raises(UnsafePod, match="runAsUser is 1000"):
         hardened(pod)
     pod = await kubespawner_pod(uid=0)
-    with pytest.raises(UnsafePod, match="notebook container's securityContext.runAsUser is 0"):
+    with pytest.raises(UnsafePod) as info:
         hardened(pod)
+    assert info.value.log_message == (
+        "harden_pod: container 'notebook' has securityContext.runAsUser 0, not the user's 12345; "
+        "every container of a user's pod runs as the user (remove that setting from the profile, "
+        "extra_containers, init_containers or extra_container_config)"
+    )
+
+
+SIDECAR = {"name": "sidecar", "image": "busybox"}
+
+
+@pytest.mark.parametrize("kind", ["initContainers", "containers", "ephemeralContainers"])
+async def test_every_container_runs_as_the_user(kind):
+    pod = await kubespawner_pod()
+    pod["spec"].setdefault(kind, []).append(copy.deepcopy(SIDECAR))
+    out = hardened(pod)
+    for container in out["spec"][kind]:
+        sc = container["securityContext"]
+        assert (sc["runAsUser"], sc["runAsGroup"]) == (12345, 12345), container["name"]
+    assert security.restricted_violations(out) == []
+
+
+@pytest.mark.parametrize("kind", ["initContainers", "containers", "ephemeralContainers"])
+@pytest.mark.parametrize(
+    "key,value", [("runAsUser", 0), ("runAsUser", 1000), ("runAsGroup", 0), ("runAsGroup", 100)]
+)
+async def test_any_container_with_another_identity_is_refused(kind, key, value):
+    pod = await kubespawner_pod()
+    sidecar = dict(copy.deepcopy(SIDECAR), securityContext={key: value})
+    pod["spec"].setdefault(kind, []).append(sidecar)
+    with pytest.raises(UnsafePod) as info:
+        hardened(pod)
+    noun = {"initContainers": "init container", "ephemeralContainers": "ephemeral container"}
+    assert info.value.log_message.startswith(
+        f"harden_pod: {noun.get(kind, 'container')} 'sidecar' has securityContext.{key} {value}, "
+        "not the user's 12345;"
+    )
+    assert info.value.reason == "identity_conflict"
+
+
+@pytest.mark.parametrize(
+    "pod_fs_group,fs_group,refused",
+    [
+        (100, None, "fsGroup is set only from KubeSpawner.fs_gid with NBSpawner.keep_fs_gid: true"),
+        (0, None, "fsGroup is set only from KubeSpawner.fs_gid with NBSpawner.keep_fs_gid: true"),
+        (100, 200, "NBSpawner.keep_fs_gid keeps fs_gid 200"),
+        (100, 100, None),
+        (None, 100, None),
+        (None, None, None),
+    ],
+)
+async def test_fs_group_follows_keep_fs_gid_only(pod_fs_group, fs_group, refused):
+    pod = await kubespawner_pod()
+    if pod_fs_group is not None:
+        pod["spec"]["securityContext"]["fsGroup"] = pod_fs_group
+    if refused:
+        with pytest.raises(UnsafePod) as info:
+            hardened(pod, fs_group=fs_group)
+        assert info.value.log_message == (
+            f"harden_pod: the pod's securityContext.fsGroup is {pod_fs_group}; {refused} "
+            "(remove fsGroup from extra_pod_config or the profile)"
+        )
+    else:
+        out = hardened(pod, fs_group=fs_group)
+        assert out["spec"]["securityContext"].get("fsGroup") == fs_group
 
 
 async def test_harden_strict_supplemental_groups():

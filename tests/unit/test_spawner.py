@@ -137,6 +137,77 @@ async def test_profile_asking_for_privileges_is_refused(override):
     )
 
 
+SIDECAR = {"name": "sidecar", "image": "busybox", "command": ["sleep", "infinity"]}
+
+
+@pytest.mark.parametrize("where", ["extra_containers", "init_containers", "profile"])
+async def test_every_container_of_the_pod_is_the_user(where):
+    """A sidecar or init container from config or a profile runs as the directory identity."""
+    hub = z2jh_config()
+    if where == "profile":
+        hub.config.KubeSpawner.profile_list = evil_profile(extra_containers=[SIDECAR])
+        spawner, pod = await build(hub, profile="evil")
+    else:
+        hub.config.KubeSpawner[where] = [SIDECAR]
+        spawner, pod = await build(hub)
+    containers = pod["spec"]["containers"] + pod["spec"].get("initContainers", [])
+    [sidecar] = [c for c in containers if c["name"] == "sidecar"]
+    assert (sidecar["securityContext"]["runAsUser"], sidecar["securityContext"]["runAsGroup"]) == (
+        2001,
+        3001,
+    )
+    assert restricted_violations(pod) == []
+
+
+@pytest.mark.parametrize(
+    "setting,value,expected",
+    [
+        (
+            "extra_containers",
+            [dict(SIDECAR, securityContext={"runAsUser": 1000})],
+            "container 'sidecar' has securityContext.runAsUser 1000, not the user's 2001",
+        ),
+        (
+            "extra_containers",
+            [dict(SIDECAR, securityContext={"runAsGroup": 0})],
+            "container 'sidecar' has securityContext.runAsGroup 0, not the user's 3001",
+        ),
+        (
+            "init_containers",
+            [dict(SIDECAR, securityContext={"runAsUser": 0})],
+            "init container 'sidecar' has securityContext.runAsUser 0, not the user's 2001",
+        ),
+        (
+            "extra_container_config",
+            {"securityContext": {"runAsUser": 1000}},
+            "container 'notebook' has securityContext.runAsUser 1000, not the user's 2001",
+        ),
+        (
+            "extra_pod_config",
+            {"securityContext": {"fsGroup": 100}},
+            "the pod's securityContext.fsGroup is 100; fsGroup is set only from "
+            "KubeSpawner.fs_gid with NBSpawner.keep_fs_gid: true",
+        ),
+    ],
+)
+async def test_a_container_or_fs_group_with_another_identity_is_refused(
+    setting, value, expected, caplog
+):
+    hub = z2jh_config()
+    hub.config.KubeSpawner[setting] = value
+    with caplog.at_level(logging.WARNING), pytest.raises(web.HTTPError) as info:
+        await build(hub)
+    assert info.value.status_code == 403
+    assert any(expected in r.getMessage() for r in caplog.records), [
+        r.getMessage() for r in caplog.records
+    ]
+
+
+async def test_keep_fs_gid_keeps_the_configured_fs_gid():
+    spawner, pod = await build(z2jh_config(keep_fs_gid=True))
+    assert pod["spec"]["securityContext"]["fsGroup"] == 100
+
+
 async def test_admin_profile_list_wins_over_catalog():
     hub = example_config()
     hub.config.KubeSpawner.profile_list = [
@@ -276,3 +347,113 @@ async def test_spawn_form_reflects_catalog_edits_for_a_long_lived_spawner(tmp_pa
     catalog.write_text(yaml.safe_dump(data, sort_keys=False))
     after = {p["slug"] for p in await spawner.user_profile_list()}
     assert after == before - {"datascience"}
+
+
+EMPTY = {"name": "scratch", "emptyDir": {}}
+MOUNT_SPELLINGS = [
+    ("/etc//passwd", "mount path '/etc//passwd' (that is, '/etc/passwd') is a protected file"),
+    ("/etc/./group", "mount path '/etc/./group' (that is, '/etc/group') is a protected file"),
+    (
+        "/etc/jupyter/../passwd",
+        "mount path '/etc/jupyter/../passwd' (that is, '/etc/passwd') is a protected file",
+    ),
+    ("//etc/shadow", "mount path '//etc/shadow' (that is, '/etc/shadow') is a protected file"),
+    ("/etc/nsswitch.conf", "mount path '/etc/nsswitch.conf' is a protected file"),
+    ("/etc", "mount path '/etc' would cover the protected files"),
+    ("/etc/", "mount path '/etc/' (that is, '/etc') would cover the protected files"),
+    ("/", "mount path '/' would cover the protected files"),
+    ("/usr/", "mount path '/usr/' (that is, '/usr') is a system directory"),
+    ("/lib64", "mount path '/lib64' is a system directory"),
+    (
+        "/run/secrets/kubernetes.io",
+        "mount path '/run/secrets/kubernetes.io' is a system directory",
+    ),
+]
+
+
+@pytest.mark.parametrize("path,expected", MOUNT_SPELLINGS, ids=[p for p, _ in MOUNT_SPELLINGS])
+@pytest.mark.parametrize("where", ["volume_mounts", "extra_containers", "profile"])
+async def test_mounts_over_protected_paths_are_refused_in_every_container(
+    path, expected, where, caplog
+):
+    hub = z2jh_config()
+    mount = {"name": "scratch", "mountPath": path}
+    if where == "volume_mounts":
+        hub.config.KubeSpawner.volumes = [EMPTY]
+        hub.config.KubeSpawner.volume_mounts = [mount]
+        label = "container 'notebook'"
+    elif where == "extra_containers":
+        hub.config.KubeSpawner.volumes = [EMPTY]
+        hub.config.KubeSpawner.extra_containers = [dict(SIDECAR, volumeMounts=[mount])]
+        label = "container 'sidecar'"
+    else:
+        hub.config.KubeSpawner.profile_list = evil_profile(volumes=[EMPTY], volume_mounts=[mount])
+        label = "container 'notebook'"
+    options = {"profile": "evil"} if where == "profile" else {}
+    with caplog.at_level(logging.WARNING), pytest.raises(web.HTTPError) as info:
+        await build(hub, **options)
+    assert info.value.status_code == 403
+    assert info.value.jupyterhub_message == (
+        "The selected environment mounts a volume where it is not allowed. "
+        "Please contact your administrator."
+    )
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(f"{label}: {expected}" in m for m in logged), logged
+
+
+@pytest.mark.parametrize(
+    "mounts,expected",
+    [
+        (
+            [{"name": "nbspawner-passwd", "mountPath": "/srv/passwd"}],
+            "container 'sidecar': mounts nbspawner's own volume 'nbspawner-passwd'",
+        ),
+        (
+            [
+                {"name": "scratch", "mountPath": "/srv/a"},
+                {"name": "scratch", "mountPath": "/srv/a/"},
+            ],
+            "container 'sidecar': two mounts at '/srv/a' ('/srv/a' and '/srv/a/')",
+        ),
+        (
+            [{"name": "scratch", "mountPath": "/srv/a", "subPath": "../../etc"}],
+            "container 'sidecar': subPath '../../etc' may not contain a '..' segment",
+        ),
+    ],
+)
+async def test_sidecars_cannot_reach_nbspawner_volumes_or_mount_twice(mounts, expected, caplog):
+    hub = z2jh_config()
+    hub.config.KubeSpawner.volumes = [EMPTY]
+    hub.config.KubeSpawner.extra_containers = [dict(SIDECAR, volumeMounts=mounts)]
+    with caplog.at_level(logging.WARNING), pytest.raises(web.HTTPError):
+        await build(hub)
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(expected in m for m in logged), logged
+
+
+@pytest.mark.parametrize(
+    "spelling", ["/home/{username}/", "/home//{username}", "/home/./{username}"]
+)
+async def test_home_mount_spelled_another_way_clashes_with_nbspawner_home(spelling, caplog):
+    """kubespawner's own mount at /home/alice/ is the same path as nbspawner's /home/alice."""
+    hub = example_config()
+    hub.config.KubeSpawner.volumes = [EMPTY]
+    hub.config.KubeSpawner.volume_mounts = [{"name": "scratch", "mountPath": spelling}]
+    with caplog.at_level(logging.WARNING), pytest.raises(web.HTTPError):
+        await build(hub)
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(
+        "the notebook container already mounts something at /home/alice" in m for m in logged
+    )
+
+
+async def test_allowed_paths_below_etc_and_usr_still_mount():
+    hub = z2jh_config()
+    hub.config.KubeSpawner.volumes = [EMPTY]
+    hub.config.KubeSpawner.volume_mounts = [
+        {"name": "scratch", "mountPath": "/etc/jupyter/site"},
+        {"name": "scratch", "mountPath": "/usr/local/etc/jupyter/extra", "subPath": "x"},
+    ]
+    spawner, pod = await build(hub)
+    paths = {m["mountPath"] for m in notebook(pod)["volumeMounts"]}
+    assert {"/etc/jupyter/site", "/usr/local/etc/jupyter/extra", "/etc/passwd"} <= paths

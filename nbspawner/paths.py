@@ -1,0 +1,197 @@
+"""Where a volume may be mounted in a user's container: one rule for every source of mounts.
+
+A pod's mounts come from many places: nbspawner's home and data shares, the catalog's
+``volume_mounts``, kubespawner's ``volume_mounts`` / ``extra_containers`` / ``init_containers``
+and profile overrides. Every one of them is judged here, by its *normalised* path, so
+``/etc//passwd``, ``/etc/./group``, ``/etc/jupyter/../passwd`` and ``/home/alice/`` are the same
+paths the container runtime will mount at (``/etc/passwd``, ``/etc/group``, ``/home/alice``).
+
+Refused for any mount that is not nbspawner's own:
+
+* a protected file (:data:`PROTECTED_FILES`: the account database and what decides who may
+  become whom) or anything below one (``/etc/sudoers.d/x``);
+* an ancestor of a protected file or of a system tree: ``/``, ``/etc``, ``/var``, ``/run``...
+  (mounting there shadows the files nbspawner mounts read-only below it);
+* a system tree itself (:data:`SYSTEM_TREES`: ``/usr``, ``/bin``, ``/lib*``, ``/proc``, ``/sys``,
+  ``/dev``, the service-account token directories). Paths *below* ``/usr`` or ``/etc`` stay
+  allowed (``/usr/local/etc/jupyter/...``, ``/etc/jupyter/...``): admins mount config there;
+* a relative path, or one with a NUL or a control character;
+* two mounts at the same normalised path in one container;
+* any reference to nbspawner's own volumes (names starting with :data:`RESERVED_VOLUME_PREFIX`:
+  the passwd emptyDir or Secret, the writable /run): a second view of the files behind a
+  read-only /etc/passwd would be a writable one.
+
+What this does not see: symbolic links inside the image (an image whose ``/opt/x`` links to
+``/etc`` is the image author's choice; the runtime follows it). The namespace test
+(tests/namespace/test_mount_paths.py) mounts rendered pods' volumes with real bind mounts.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+#: nbspawner's own volumes (passwd files, /run); nothing else may mount them
+RESERVED_VOLUME_PREFIX = "nbspawner-"
+
+#: files that decide who the user is or may become; never a mount target (nor anything under them)
+PROTECTED_FILES = (
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/subuid",
+    "/etc/subgid",
+    "/etc/nsswitch.conf",
+    "/etc/login.defs",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/pam.d",
+    "/etc/security",
+    "/etc/ld.so.preload",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/ld.so.cache",
+)
+#: the image's programs and the kernel's interfaces; never a mount target themselves
+SYSTEM_TREES = (
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/proc",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/run/secrets/kubernetes.io",
+    "/var/run/secrets/kubernetes.io",
+)
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    while path != "/":
+        path = posixpath.dirname(path)
+        yield path
+
+
+_PROTECTED = frozenset(PROTECTED_FILES)
+_PROTECTED_PREFIXES = tuple(p + "/" for p in PROTECTED_FILES)
+_SYSTEM = frozenset(SYSTEM_TREES)
+#: "/", "/etc", "/var", "/var/run", "/run", "/run/secrets", ...
+_ANCESTORS = frozenset(a for p in (*PROTECTED_FILES, *SYSTEM_TREES) for a in _ancestors(p))
+
+
+def normalise(path: str) -> str:
+    """``path`` as the runtime resolves it inside the container (lexically; no symlinks).
+
+    ``//etc//passwd`` -> ``/etc/passwd``, ``/etc/jupyter/../group`` -> ``/etc/group``,
+    ``/home/alice/`` -> ``/home/alice``. A relative path stays relative.
+    """
+    norm = posixpath.normpath(path)
+    if norm.startswith("//"):  # POSIX keeps a leading "//"; Linux does not
+        norm = "/" + norm.lstrip("/")
+    return norm
+
+
+def mount_path_problem(path: Any) -> str | None:
+    """Why nothing but nbspawner may mount at ``path``, or ``None`` when a mount may go there."""
+    if not isinstance(path, str) or not path:
+        return "a mount path must be a non-empty string"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        return f"mount path {path!r} contains a control character"
+    norm = normalise(path)
+    shown = repr(norm) if norm == path else f"{path!r} (that is, {norm!r})"
+    if not norm.startswith("/"):
+        return f"mount path {path!r} is not absolute"
+    if norm in _PROTECTED or norm.startswith(_PROTECTED_PREFIXES):
+        return (
+            f"mount path {shown} is a protected file ({', '.join(PROTECTED_FILES[:3])}, ...): "
+            "nbspawner provides /etc/passwd and /etc/group read-only"
+        )
+    if norm in _ANCESTORS:
+        return (
+            f"mount path {shown} would cover the protected files or system directories below "
+            "it; mount at a path of its own (e.g. /etc/jupyter/..., /data/...)"
+        )
+    if norm in _SYSTEM:
+        return f"mount path {shown} is a system directory; mount below it or elsewhere"
+    return None
+
+
+def relative_path_problem(value: Any, what: str = "path") -> str | None:
+    """Kubernetes' rule for ``subPath`` and a volume's ``items[].path``: a relative path that
+    stays inside the volume (not absolute, no ``..`` segment, no control character)."""
+    if not isinstance(value, str):
+        return f"{what} must be a string"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return f"{what} {value!r} contains a control character"
+    if value.startswith("/"):
+        return f"{what} {value!r} must be relative (inside the volume), not absolute"
+    if ".." in value.split("/"):
+        return f"{what} {value!r} may not contain a '..' segment"
+    return None
+
+
+def _containers(spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    noun = {"initContainers": "init container", "ephemeralContainers": "ephemeral container"}
+    for kind in ("initContainers", "containers", "ephemeralContainers"):
+        for container in spec.get(kind) or ():
+            if isinstance(container, Mapping):
+                yield f"{noun.get(kind, 'container')} {container.get('name', '?')!r}", container
+
+
+def pod_mount_problems(pod: Mapping[str, Any], own: Iterable[Mapping[str, Any]] = ()) -> list[str]:
+    """Every mount of every container in ``pod`` (a camelCase dict) that breaks the rules above.
+
+    ``own`` are the mount and volume dicts nbspawner itself added (compared by identity): they
+    may use nbspawner's volumes and the protected paths. Returns one sentence per problem.
+    """
+    own_ids = {id(m) for m in own}
+    spec = pod.get("spec") if "spec" in pod else pod
+    spec = spec if isinstance(spec, Mapping) else {}
+    problems: list[str] = []
+    for label, container in _containers(spec):
+        seen: dict[str, str] = {}
+        for mount in container.get("volumeMounts") or ():
+            if not isinstance(mount, Mapping):
+                continue
+            path = mount.get("mountPath")
+            norm = normalise(path) if isinstance(path, str) and path else path
+            if isinstance(norm, str):
+                if norm in seen:
+                    problems.append(
+                        f"{label}: two mounts at {norm!r} ({seen[norm]!r} and {path!r})"
+                    )
+                seen.setdefault(norm, path)
+            if id(mount) in own_ids:
+                continue
+            if mount.get("subPath"):
+                problem = relative_path_problem(mount["subPath"], "subPath")
+                if problem:
+                    problems.append(f"{label}: {problem}")
+            name = mount.get("name")
+            if isinstance(name, str) and name.startswith(RESERVED_VOLUME_PREFIX):
+                problems.append(
+                    f"{label}: mounts nbspawner's own volume {name!r}; volumes whose names "
+                    f"start with {RESERVED_VOLUME_PREFIX!r} are mounted by nbspawner only"
+                )
+            problem = mount_path_problem(path)
+            if problem:
+                problems.append(f"{label}: {problem}")
+    for volume in spec.get("volumes") or ():
+        name = volume.get("name") if isinstance(volume, Mapping) else None
+        if (
+            id(volume) not in own_ids
+            and isinstance(name, str)
+            and name.startswith(RESERVED_VOLUME_PREFIX)
+        ):
+            problems.append(
+                f"volume {name!r}: names starting with {RESERVED_VOLUME_PREFIX!r} are reserved "
+                "for nbspawner's own volumes"
+            )
+    return problems
