@@ -32,6 +32,15 @@ SPECIAL_IDS = frozenset({65534, 65535, 2**32 - 2, 2**32 - 1})
 #: default upper bound of NBSpawner.max_uid / max_gid
 DEFAULT_MAX_ID = 2**32 - 3
 RESERVED_NAMES = frozenset({"root"})
+#: the kernel's limits for a path and for one of its components (PATH_MAX - 1, NAME_MAX)
+MAX_PATH_LEN = 4095
+MAX_NAME_LEN = 255
+#: default of NBSpawner.max_groups: the passwd hook hands the groups to its init container in
+#: one environment variable, and the kernel refuses one longer than 128 KiB (MAX_ARG_STRLEN);
+#: 2000 groups of the longest POSIX name and id take 88 KiB
+DEFAULT_MAX_GROUPS = 2000
+#: the most NBSpawner.max_groups may be: 2900 groups of 44 bytes stay under 128 KiB
+MAX_GROUPS_LIMIT = 2900
 
 
 def check_name(value: str, field_name: str, source: str = "") -> str:
@@ -69,6 +78,16 @@ def check_path(value: str, field_name: str, source: str = "") -> str:
             kind="not a normalised absolute path",
             source=source,
         )
+    longest = max((len(s) for s in value.split("/")), default=0)
+    if len(value) > MAX_PATH_LEN or longest > MAX_NAME_LEN:
+        raise InvalidRecord(
+            f"{source or 'record'}: {field_name} is {len(value)} characters long with a "
+            f"component of {longest}; a path may have at most {MAX_PATH_LEN} characters and "
+            f"{MAX_NAME_LEN} per component (PATH_MAX, NAME_MAX), or the mount fails",
+            field=field_name,
+            kind="too long",
+            source=source,
+        )
     return value
 
 
@@ -92,6 +111,8 @@ class IdentityPolicy:
     allow_gid_zero: bool = False
     #: home must lie under one of these (empty: any normalised absolute path)
     home_roots: tuple[str, ...] = field(default_factory=tuple)
+    #: the most POSIX groups (and supplementary gids) a record may have
+    max_groups: int = DEFAULT_MAX_GROUPS
 
 
 def validate_record(
@@ -151,6 +172,19 @@ def validate_record(
                 reason="id_out_of_range",
             )
 
+    for field_name, items in (
+        ("posix_groups", record.posix_groups),
+        ("supplemental_gids", record.supplemental_gids),
+    ):
+        if len(items) > policy.max_groups:
+            raise InvalidRecord(
+                f"{src}: the user has {len(items)} {field_name}, more than "
+                f"NBSpawner.max_groups ({policy.max_groups}); the pod could not start with "
+                "them all",
+                field=field_name,
+                kind="too many groups",
+                source=src,
+            )
     for gid in record.supplemental_gids:
         if not isinstance(gid, int) or isinstance(gid, bool) or gid < 0 or gid > MAX_ID:
             raise InvalidRecord(

@@ -51,7 +51,15 @@ from .ids import id_problem, shown
 from .k8s import dict_to_model, model_to_dict, update_pod_model
 from .paths import pod_mount_problems
 from .podpatch import PodPatch, apply_to_pod
-from .policy import DEFAULT_MAX_ID, NAME_RE, SPECIAL_IDS, IdentityPolicy, validate_record
+from .policy import (
+    DEFAULT_MAX_GROUPS,
+    DEFAULT_MAX_ID,
+    MAX_GROUPS_LIMIT,
+    NAME_RE,
+    SPECIAL_IDS,
+    IdentityPolicy,
+    validate_record,
+)
 from .profiles import build_profile_list, resolve_selection
 from .storage import StorageConfig, build_storage, check_pod_conflicts
 
@@ -149,6 +157,14 @@ class NBSpawner(KubeSpawner):
         DEFAULT_MAX_ID,
         config=True,
         help="Largest primary gid accepted (65534, 65535, 4294967294, 4294967295 never are).",
+    )
+    max_groups = Int(
+        DEFAULT_MAX_GROUPS,
+        config=True,
+        help=f"""Most POSIX groups (and supplementary gids) a user may have; a record with
+        more is refused at lookup with a readable message. The passwd hook passes the groups
+        to its init container in one environment variable, which the kernel limits to 128 KiB,
+        so at most {MAX_GROUPS_LIMIT}.""",
     )
     allow_gid_zero = Bool(
         False,
@@ -296,6 +312,16 @@ class NBSpawner(KubeSpawner):
             raise TraitError(f"NBSpawner.{proposal['trait'].name}: {problem}")
         return value
 
+    @validate("max_groups")
+    def _valid_max_groups(self, proposal: Any) -> int:
+        value = proposal["value"]
+        if not 1 <= value <= MAX_GROUPS_LIMIT:
+            raise TraitError(
+                f"NBSpawner.max_groups must be between 1 and {MAX_GROUPS_LIMIT}, not {value!r} "
+                "(the passwd hook's environment variable holds at most 128 KiB)"
+            )
+        return value
+
     @validate("default_groups")
     def _valid_default_groups(self, proposal: Any) -> dict[str, int]:
         groups = proposal["value"]
@@ -368,6 +394,7 @@ class NBSpawner(KubeSpawner):
             "max_gid",
             "allow_gid_zero",
             "home_roots",
+            "max_groups",
         ),
         "passwd_config": (
             "passwd_hook",
@@ -406,6 +433,7 @@ class NBSpawner(KubeSpawner):
             max_gid=self.max_gid,
             allow_gid_zero=self.allow_gid_zero,
             home_roots=tuple(self.home_roots),
+            max_groups=self.max_groups,
         )
 
     # -------------------------------------------------------------- directory glue

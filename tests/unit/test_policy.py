@@ -167,3 +167,77 @@ def test_max_uid_and_max_gid_bound_the_range(field, value, message):
         validate_record(with_(source="test", **{field: value}), policy)
     assert (info.value.field, info.value.kind) == (field, "out of range")
     assert info.value.log_message == message
+
+
+# -- inputs too big for the pod (issue 15, class 7) ------------------------------------------
+
+
+def _groups(n: int) -> tuple[tuple[str, int], ...]:
+    """``n`` groups with the longest POSIX names (32 characters) and 10-digit gids."""
+    return tuple((f"g{i:031d}", 4_000_000_000 + i) for i in range(n))
+
+
+@pytest.mark.parametrize(
+    "n,refused", [(1, False), (2000, False), (2001, True), (7500, True)], ids=str
+)
+@pytest.mark.parametrize("field", ["posix_groups", "supplemental_gids"])
+def test_too_many_groups_are_refused_at_lookup(n, refused, field):
+    groups = _groups(n)
+    record = with_(
+        posix_groups=groups if field == "posix_groups" else (),
+        supplemental_gids=tuple(g for _, g in groups) if field == "supplemental_gids" else (),
+    )
+    if not refused:
+        assert validate_record(record, POLICY) is record
+        return
+    with pytest.raises(InvalidRecord) as info:
+        validate_record(record, POLICY)
+    assert info.value.log_message == (
+        f"static: the user has {n} {field}, more than NBSpawner.max_groups (2000); "
+        "the pod could not start with them all"
+    )
+    assert (info.value.field, info.value.kind) == (field, "too many groups")
+
+
+@pytest.mark.parametrize("n", [2000, 2900])
+def test_the_group_limit_fits_the_kernels_environment_limit(n):
+    """The real kernel runs a program with the passwd hook's environment for max_groups groups
+    (the limit is sound), and refuses one with 7500 (the limit is needed)."""
+    import subprocess
+
+    from nbspawner import passwd
+
+    def run(count):
+        record = with_(posix_groups=_groups(count), supplemental_gids=())
+        env = passwd.script_env(record, home="/export/home/alice")
+        return subprocess.run(["/usr/bin/env"], env=env, capture_output=True)
+
+    assert run(n).returncode == 0
+    with pytest.raises(OSError) as info:
+        run(7500)
+    assert info.value.errno == 7  # E2BIG: "Argument list too long"
+
+
+@pytest.mark.parametrize(
+    "home,expected",
+    [
+        ("/export/home/" + "a" * 255, None),
+        (
+            "/export/home/" + "a" * 256,
+            "static: home is 269 characters long with a component of 256; a path may have at "
+            "most 4095 characters and 255 per component (PATH_MAX, NAME_MAX), or the mount fails",
+        ),
+        ("/export/home/" + "/".join(["b" * 200] * 20), None),  # 4032 characters
+        ("/export/home/" + "/".join(["b" * 200] * 21), "home is 4233 characters long"),
+    ],
+    ids=["name-max", "name-max+1", "under-path-max", "over-path-max"],
+)
+def test_homes_too_long_for_the_kernel_are_refused_at_lookup(home, expected):
+    record = with_(home=home)
+    if expected is None:
+        assert validate_record(record, POLICY) is record
+        return
+    with pytest.raises(InvalidRecord) as info:
+        validate_record(record, POLICY)
+    assert expected in info.value.log_message
+    assert info.value.kind == "too long"

@@ -457,3 +457,36 @@ async def test_allowed_paths_below_etc_and_usr_still_mount():
     spawner, pod = await build(hub)
     paths = {m["mountPath"] for m in notebook(pod)["volumeMounts"]}
     assert {"/etc/jupyter/site", "/usr/local/etc/jupyter/extra", "/etc/passwd"} <= paths
+
+
+@pytest.mark.parametrize("n,refused", [(2000, False), (7500, True)])
+async def test_a_user_in_thousands_of_groups_is_refused_at_lookup(tmp_path, n, refused, caplog):
+    """7500 groups would not fit the passwd init container's environment: refused before any
+    pod is built, with the count and the setting in the admin's log."""
+    groups = {f"grp{i:05d}": {"gid": 100000 + i} for i in range(n)}
+    directory = {
+        "groups": groups,
+        "users": {
+            "alice": {
+                "uid": 2001,
+                "gid": 3001,
+                "home": "/export/home/alice",
+                "groups": sorted(groups),
+            }
+        },
+    }
+    path = tmp_path / "directory.yaml"
+    path.write_text(yaml.safe_dump(directory))
+    hub = z2jh_config()
+    hub.config.StaticDirectory.path = str(path)
+    if not refused:
+        spawner, pod = await build(hub)
+        assert len(pod["spec"]["securityContext"]["supplementalGroups"]) >= n
+        return
+    with caplog.at_level(logging.WARNING), pytest.raises(web.HTTPError) as info:
+        await build(hub)
+    assert info.value.status_code == 403
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(
+        f"the user has {n} posix_groups, more than NBSpawner.max_groups (2000)" in m for m in logged
+    ), logged
