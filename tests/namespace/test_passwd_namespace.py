@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from nbspawner import passwd
@@ -575,9 +575,11 @@ _HOSTILE = {
 
 @st.composite
 def _envs(draw):
-    """A valid environment with zero to three fields replaced by hostile values."""
+    """A valid environment with (at most) one field replaced by a hostile value, so that the
+    oracle's verdict turns on that field and many examples are accepted and compared."""
     env = {key: draw(strategy) for key, strategy in _VALID.items()}
-    for key in draw(st.sets(st.sampled_from(sorted(_HOSTILE)), max_size=3)):
+    key = draw(st.one_of(st.none(), st.sampled_from(sorted(_HOSTILE))))
+    if key is not None:
         env[key] = draw(_HOSTILE[key])
     env["NB_PW_ALLOW_GID0"] = draw(st.sampled_from(["", "1", "0"]))
     return env
@@ -667,6 +669,7 @@ def test_fuzz_script_matches_the_oracle(envs, shell):
         ]
     r = run_scenario(steps, image=image, uid=ALICE.uid, gid=ALICE.gid)
     image_passwd_lines = len(image_files(image)[0].splitlines())
+    accepted = 0
     for i, env in enumerate(envs):
         expected = oracle(env, image)
         result, files = r[f"init{i}"], outputs(r[f"files{i}"])
@@ -674,6 +677,7 @@ def test_fuzz_script_matches_the_oracle(envs, shell):
             assert result["rc"] != 0, f"accepted: {env!r}"
             assert files == {}, f"files left after refusal: {env!r}"
             continue
+        accepted += 1
         assert result["rc"] == 0, (env, result["stderr"])
         assert sorted(files) == ["group", "passwd"]
         got = (files["passwd"]["text"], files["group"]["text"])
@@ -684,6 +688,9 @@ def test_fuzz_script_matches_the_oracle(envs, shell):
         assert [line.split(":")[0] for line in lines].count(env["NB_PW_USER"]) == 1
         assert len(lines) in (image_passwd_lines + 1, image_passwd_lines)
         assert _well_formed(got[0], fields=7) and _well_formed(got[1], fields=4)
+    # every run reaches an assertion; these show how many compared written files
+    low = min(accepted // 5 * 5, 15)
+    event(f"{low}-{min(low + 4, 20) if low < 15 else 20} of 20 runs accepted and compared")
 
 
 def test_script_file_is_what_the_pod_runs():

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from nbspawner import passwd
@@ -318,25 +319,58 @@ _hostile_ids = st.one_of(
     st.booleans(),
     st.text(max_size=5),
 )
-_hostile_records = st.builds(
-    UserRecord,
-    username=_hostile_text,
-    uid=_hostile_ids,
-    gid=_hostile_ids,
-    home=_hostile_text,
-    posix_groups=st.lists(st.tuples(_hostile_text, _hostile_ids), max_size=4).map(tuple),
-    gecos=_hostile_text,
-    shell=st.one_of(_hostile_text, st.just("/bin/bash")),
+_valid_group_names = st.from_regex(r"\A[a-z_][a-z0-9_-]{0,20}\Z").filter(lambda n: n != "root")
+#: a record the hook renders; each example changes exactly one of its fields
+_VALID_RECORD = UserRecord(
+    "alice",
+    2001,
+    3001,
+    "/home/alice",
+    posix_groups=(("physics", 3001), ("gpu-users", 3003)),
+    gecos="Alice Liddell",
+    shell="/bin/bash",
 )
+_ONE_FIELD = {
+    "username": _hostile_text,
+    "uid": st.one_of(_hostile_ids, st.integers(1000, 2**31)),
+    "gid": st.one_of(_hostile_ids, st.integers(1000, 2**31)),
+    "home": _hostile_text,
+    "gecos": _hostile_text,
+    "shell": st.one_of(_hostile_text, st.just("/bin/sh")),
+    # valid groups with at most one hostile entry among them
+    "posix_groups": st.tuples(
+        st.lists(st.tuples(_valid_group_names, st.integers(1000, 2**31)), max_size=4),
+        st.lists(st.tuples(_hostile_text, _hostile_ids), max_size=1),
+        st.integers(0, 4),
+    ).map(lambda t: tuple(t[0][: t[2]] + t[1] + t[0][t[2] :])),
+}
+#: the InvalidRecord.field a refusal of each varied field names
+_REFUSAL_FIELDS = {"posix_groups": {"posix_groups", "groups"}}
+
+
+@st.composite
+def _one_field_changed(draw):
+    field = draw(st.sampled_from(sorted(_ONE_FIELD)))
+    return field, dataclasses.replace(_VALID_RECORD, **{field: draw(_ONE_FIELD[field])})
+
+
+def _refused(field: str, error: InvalidRecord) -> None:
+    """A refusal names the one field that was changed (the rest of the record is valid)."""
+    event(f"refused ({field})")
+    assert error.field in _REFUSAL_FIELDS.get(field, {field}), (field, error.log_message)
+    assert "\n" not in error.log_message
 
 
 @settings(max_examples=600, deadline=None)
-@given(_hostile_records)
-def test_fuzz_passwd_line_is_one_well_formed_line_or_refused(record):
+@given(_one_field_changed())
+def test_fuzz_passwd_line_is_one_well_formed_line_or_refused(case):
+    field, record = case
     try:
         line = passwd.render_passwd_line(record)
-    except InvalidRecord:
+    except InvalidRecord as error:
+        _refused(field, error)
         return
+    event(f"rendered ({field})")
     assert "\n" not in line and "\r" not in line and "\x00" not in line
     fields = line.split(":")
     assert len(fields) == 7
@@ -352,12 +386,15 @@ def test_fuzz_passwd_line_is_one_well_formed_line_or_refused(record):
 
 
 @settings(max_examples=600, deadline=None)
-@given(_hostile_records)
-def test_fuzz_group_lines_are_well_formed_or_refused(record):
+@given(_one_field_changed())
+def test_fuzz_group_lines_are_well_formed_or_refused(case):
+    field, record = case
     try:
         lines = passwd.render_group_lines(record)
-    except InvalidRecord:
+    except InvalidRecord as error:
+        _refused(field, error)
         return
+    event(f"rendered ({field})")
     names = set()
     for line in lines:
         assert "\n" not in line and "\x00" not in line
@@ -371,13 +408,16 @@ def test_fuzz_group_lines_are_well_formed_or_refused(record):
 
 
 @settings(max_examples=300, deadline=None)
-@given(_hostile_records)
-def test_fuzz_merge_never_adds_a_malformed_or_extra_line(record):
+@given(_one_field_changed())
+def test_fuzz_merge_never_adds_a_malformed_or_extra_line(case):
+    field, record = case
     image_pw, image_gr = image("docker-stacks")
     try:
         pw, gr = passwd.merge_files(record, image_pw, image_gr)
-    except InvalidRecord:
+    except InvalidRecord as error:
+        _refused(field, error)
         return
+    event(f"merged ({field})")
     lines = pw.splitlines()
     assert pw.endswith("\n") and all(line.count(":") == 6 for line in lines)
     assert [line.split(":")[0] for line in lines].count(record.username) == 1
