@@ -25,6 +25,7 @@ import yaml
 from traitlets.config import Config, PyFileConfigLoader
 
 from .errors import ConfigError
+from .yamlload import YAMLFileError, read_yaml_file
 
 
 @dataclass
@@ -154,8 +155,12 @@ def z2jh_singleuser_config(values: dict[str, Any]) -> dict[str, Any]:
 def load_z2jh_values(
     path: str | os.PathLike[str], file_map: dict[str, str] | None = None
 ) -> HubConfig:
-    with open(path) as f:
-        values = yaml.safe_load(f) or {}
+    # the strict loader: duplicate keys are refused and ids keep their spelling, so
+    # `nbspawner check` refuses `uid: 02001` here although helm would silently read 1025
+    try:
+        values = read_yaml_file(str(path)) or {}
+    except YAMLFileError as e:
+        raise ConfigError(str(e)) from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: not a YAML mapping")
     hub = values.get("hub") or {}

@@ -99,7 +99,7 @@ from typing import Any, Literal
 from .directory.base import UserRecord
 from .errors import ConfigError, InvalidRecord
 from .podpatch import PodPatch, restricted_container_security_context
-from .policy import GECOS_RE, MAX_ID, check_name, check_path
+from .policy import GECOS_RE, MAX_ID, SPECIAL_IDS, check_name, check_path
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +146,9 @@ class PasswdHookConfig:
     default_groups: tuple[tuple[str, int], ...] = (("users", 100),)
     #: accept gid 0 as primary or listed group (mirrors IdentityPolicy.allow_gid_zero)
     allow_gid_zero: bool = False
+    #: supplementary gids every user gets without a name (the admin's
+    #: ``KubeSpawner.supplemental_gids``)
+    extra_gids: tuple[int, ...] = ()
     #: sizeLimit of the in-memory emptyDir holding the two files
     size_limit: str = "1Mi"
     #: sizeLimit of the /run emptyDir for images that need a writable /run
@@ -195,6 +198,15 @@ def _check_id(value: object, field_name: str, source: str, *, allow_zero: bool) 
             f"{source}: {field_name} is outside 0..{MAX_ID}",
             field=field_name,
             kind="out of range",
+            source=source,
+            reason="id_out_of_range",
+        )
+    if value in SPECIAL_IDS:
+        raise InvalidRecord(
+            f"{source}: {field_name} {value} is an id file servers treat specially, "
+            "which the passwd hook refuses",
+            field=field_name,
+            kind="special id",
             source=source,
             reason="id_out_of_range",
         )
@@ -504,6 +516,12 @@ def supplemental_gids(
         gids.append(_check_id(gid, "supplemental_gids", src, allow_zero=config.allow_gid_zero))
     for _, gid in _checked_default_groups(config.default_groups):
         gids.append(gid)
+    for gid in config.extra_gids:
+        gids.append(
+            _check_id(
+                gid, "KubeSpawner.supplemental_gids", "config", allow_zero=config.allow_gid_zero
+            )
+        )
     for gid in needs_dict(image_needs).get("extra_supplemental_gids") or ():
         # gid 0 is accepted from the (admin-written) catalog; see the module docstring
         gids.append(_check_id(gid, "extra_supplemental_gids", "image catalog", allow_zero=True))

@@ -87,10 +87,12 @@ def apply_to_pod(pod: dict[str, Any], patch: PodPatch) -> list[str]:
 
     nb = notebook_container(pod)
     mounts = nb.setdefault("volumeMounts", [])
+    replaced_volumes: set[str] = set()
     for m in patch.volume_mounts:
         clash = [x for x in mounts if x["mountPath"] == m["mountPath"]]
         if clash:
             mounts[:] = [x for x in mounts if x["mountPath"] != m["mountPath"]]
+            replaced_volumes.update(x["name"] for x in clash)
             notes.append(f"replaced the mount at {m['mountPath']} (volume {clash[0]['name']!r})")
         mounts.append(m)
 
@@ -98,17 +100,26 @@ def apply_to_pod(pod: dict[str, Any], patch: PodPatch) -> list[str]:
         env = [e for e in nb.get("env", []) if e.get("name") not in patch.env]
         env.extend({"name": k, "value": v} for k, v in patch.env.items())
         nb["env"] = env
-    if patch.working_dir is not None:
+    if patch.working_dir is not None and not nb.get("workingDir"):
+        # KubeSpawner.working_dir, extra_container_config or a profile's override win
         nb["workingDir"] = patch.working_dir
 
-    # drop volumes nothing mounts any more (e.g. a replaced z2jh home volume)
+    # drop only the volumes whose one mount ours replaced (e.g. a z2jh home at the same path);
+    # a volume nothing mounts may be meant for modify_pod_hook, volumeDevices or a sidecar
+    # a webhook injects, and is left alone
     used = {
-        m["name"]
-        for c in spec["containers"] + spec.get("initContainers", [])
-        for m in c.get("volumeMounts", [])
+        m.get("name")
+        for kind in ("containers", "initContainers", "ephemeralContainers")
+        for c in spec.get(kind) or []
+        for m in c.get("volumeMounts") or []
+    } | {
+        d.get("name")
+        for kind in ("containers", "initContainers", "ephemeralContainers")
+        for c in spec.get(kind) or []
+        for d in c.get("volumeDevices") or []
     }
-    before = len(volumes)
-    volumes[:] = [v for v in volumes if v["name"] in used]
-    if len(volumes) != before:
-        notes.append(f"removed {before - len(volumes)} unused volume(s)")
+    orphaned = replaced_volumes - used
+    if orphaned:
+        volumes[:] = [v for v in volumes if v["name"] not in orphaned]
+        notes.append(f"removed volume(s) {sorted(orphaned)} that only the replaced mount used")
     return notes

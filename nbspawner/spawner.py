@@ -379,6 +379,12 @@ class NBSpawner(KubeSpawner):
         self._nb_profile_list: list[dict[str, Any]] | None = None
         #: this spawn's supplementary gids (apply_identity), reused by secure_pod
         self._nb_gids: tuple[UserRecord, list[int]] | None = None
+        #: the admin's KubeSpawner.supplemental_gids: every user gets them on top of the
+        #: directory's groups (a profile's override is not the admin's setting and is ignored)
+        admin_gids = self.supplemental_gids
+        self._nb_admin_gids: tuple[int, ...] = (
+            tuple(admin_gids) if isinstance(admin_gids, (list, tuple)) else ()
+        )
         # z2jh always sets profile_list = [] on KubeSpawner, which beats any default of ours: the
         # catalog is installed here, and only when the admin has not written a profile list.
         if not self.profile_list and (self.catalog_file or self.catalog):
@@ -584,7 +590,10 @@ class NBSpawner(KubeSpawner):
             except NBSpawnerError as err:
                 raise self._refuse(err) from None
             await super().load_user_options()
-            self.apply_identity(record)
+            try:
+                self.apply_identity(record)
+            except NBSpawnerError as err:
+                raise self._refuse(err) from None
         finally:
             self._nb_spawning = False
             self._nb_identity_done.set()
@@ -656,8 +665,28 @@ class NBSpawner(KubeSpawner):
 
     def apply_identity(self, record: UserRecord) -> None:
         """Pin uid/gid/groups *after* kubespawner applied the profile: overrides can't change them."""
+        chosen = self.supplemental_gids  # the admin's, a profile's override, or last spawn's
+        previous = self.__dict__.get("_nb_applied_gids")
         gids = passwd.supplemental_gids(record, self.passwd_config, self._nb_image_needs)
         self._nb_gids = (record, gids)
+        self._nb_applied_gids = gids
+        if self._nb_admin_gids:
+            self.log.info(
+                "%s gets KubeSpawner.supplemental_gids %s besides the directory's groups",
+                self._log_name,
+                list(self._nb_admin_gids),
+            )
+        if isinstance(chosen, (list, tuple)) and list(chosen) not in (
+            list(self._nb_admin_gids),
+            gids,
+            previous,
+        ):
+            self.log.warning(
+                "%s: a profile's supplemental_gids %s are ignored: groups come from the "
+                "directory (and KubeSpawner.supplemental_gids, NBSpawner.default_groups)",
+                self._log_name,
+                shown(list(chosen), 80),
+            )
         # set only what differs (a respawn usually finds the same values; setting validates)
         if self.uid != record.uid:
             self.uid = record.uid
@@ -678,6 +707,7 @@ class NBSpawner(KubeSpawner):
             mode="secret" if self.passwd_hook == "secret" else "init-container",
             shell=self.passwd_shell or None,
             default_groups=tuple((str(n), int(g)) for n, g in self.default_groups.items()),
+            extra_gids=self._nb_admin_gids,
             allow_gid_zero=self.allow_gid_zero,
             image_pull_policy=self.image_pull_policy,
         )

@@ -789,7 +789,7 @@ def build_storage(
     mount_path = render_template(config.home_mount_path, values, SETTING_HOME_MOUNT_PATH)
     _check_mount_path(mount_path, SETTING_HOME_MOUNT_PATH, StorageError)
 
-    patch = PodPatch(env={"HOME": mount_path}, working_dir=mount_path)
+    patch = PodPatch(env={"HOME": mount_path})
     vols = _Volumes()
     summary: list[str] = []
     mount_paths = {mount_path: SETTING_HOME_MOUNT_PATH}
@@ -798,6 +798,8 @@ def build_storage(
     if config.home.type != "none":
         home_mount, line = _home_mount(config.home, record, values, mount_path, vols)
         patch.volume_mounts.append(home_mount)
+        # start in the home nbspawner mounts (unless the admin chose a working_dir)
+        patch.working_dir = mount_path
         summary.append(line)
 
     for share in config.data_shares:

@@ -8,7 +8,7 @@
 # nbspawner/passwd.py); a value that fails a rule is refused, never "cleaned".
 #
 #   NB_PW_USER     user name            letter or _, then A-Z a-z 0-9 _ . -, at most 32, not root
-#   NB_PW_UID      uid                  decimal, no leading zero, 1..4294967294
+#   NB_PW_UID      uid                  decimal, no leading zero, 1..4294967294, not 65534/65535/4294967294
 #   NB_PW_GID      primary gid          decimal, 1..4294967294 (0 only with NB_PW_ALLOW_GID0=1)
 #   NB_PW_HOME     home directory       normalised absolute path of A-Z a-z 0-9 _ . / -
 #   NB_PW_SHELL    login shell          same rule as NB_PW_HOME
@@ -98,6 +98,9 @@ check_id() {
     [ "${#1}" -le 10 ] || refuse "$2 is out of range"
     [ "$1" -ge "$3" ] || refuse "$2 is below $3"
     [ "$1" -le "$max_id" ] || refuse "$2 is above $max_id"
+    case $1 in
+        65534 | 65535 | 4294967294) refuse "$2 is an id file servers treat specially" ;;
+    esac
 }
 
 check_path() {

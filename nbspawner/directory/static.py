@@ -267,6 +267,23 @@ class StaticDirectory(Directory):
     async def check(self) -> str:
         inline = self._inline_snapshot()
         from_file = await self._file_snapshot()
+        # every entry, as a spawn would read it: `nbspawner check` finds a broken one before
+        # its user does (messages name the file or setting and the entry)
+        snapshot = self._combine(inline, from_file)
+        broken = []
+        for username in snapshot.users:
+            try:
+                await self.lookup(username)
+            except InvalidRecord as e:
+                broken.append(e.log_message)
+        if broken:
+            shown = "; ".join(broken[:3]) + (
+                f"; and {len(broken) - 3} more" if len(broken) > 3 else ""
+            )
+            raise DirectoryError(
+                f"static: {len(broken)} of {len(snapshot.users)} users cannot be used: {shown}",
+                reason="config",
+            )
         if from_file is None:
             return f"static: {len(inline.users)} inline users"
         return f"static: {len(from_file.users)} users in {self.path}, {len(inline.users)} inline"

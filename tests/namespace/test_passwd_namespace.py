@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from nbspawner import passwd
 from nbspawner.directory.base import UserRecord
 from nbspawner.errors import InvalidRecord
-from nbspawner.policy import GECOS_RE, MAX_ID, NAME_RE, check_path
+from nbspawner.policy import GECOS_RE, MAX_ID, NAME_RE, SPECIAL_IDS, check_path
 
 from .helpers import IMAGE_SHAPES, IMAGES, SYSTEM_PYTHON, prerequisite_problems, run_scenario
 
@@ -594,7 +594,7 @@ def _oracle_id(text: str, minimum: int) -> int | None:
     if len(text) > 10:
         return None
     value = int(text)
-    return value if minimum <= value <= MAX_ID else None
+    return value if minimum <= value <= MAX_ID and value not in SPECIAL_IDS else None
 
 
 def oracle(env: dict[str, str], image: str) -> tuple[str, str] | None:

@@ -256,3 +256,73 @@ async def test_catalog_image_with_nfs_volume_warns_under_restricted(tmp_path):
         line.startswith("WARN catalog: image 'kubeflow-scipy' declares a 'nfs' volume")
         for line in lines
     ), lines
+
+
+CONFIG_TEXT = """\
+hub:
+  config:
+    JupyterHub: {{spawner_class: nbspawner}}
+    NBSpawner:
+      directory_class: static
+      catalog_file: {catalog}
+{nbspawner}
+    StaticDirectory:
+{static}
+singleuser:
+  storage: {{type: none}}
+  cloudMetadata: {{blockWithIptables: false}}
+"""
+
+
+def config_text(nbspawner: str = "", static: str = "") -> str:
+    if not static:
+        static = f"      path: {example_file('directory.yaml')}"
+    return CONFIG_TEXT.format(
+        catalog=example_file("catalog.yaml"), nbspawner=nbspawner, static=static
+    )
+
+
+INLINE_USER = """\
+      users:
+        alice: {{uid: {uid}, gid: 3001, home: /export/home/alice}}"""
+
+
+@pytest.mark.parametrize(
+    "spelling,value",
+    # YAML 1.1 reads 0o3721 as a string: refused all the same, without "YAML reads it as"
+    [("02001", 1025), ("0x7d1", 2001), ("33:21", 2001), ("0o3721", None), ("2_001", 2001)],
+)
+async def test_config_yaml_ids_are_taken_as_written(tmp_path, spelling, value):
+    """config.yaml is read with nbspawner's strict loader: an id YAML would read as another
+    number is refused where it is written, in the inline directory and in every id setting."""
+    cases = [
+        (
+            config_text(static=INLINE_USER.format(uid=spelling)),
+            f"static: uid: {spelling!r} is not a plain decimal integer"
+            + (f" (YAML reads it as {value})" if value is not None else ""),
+        ),
+        (
+            config_text(nbspawner=f"      min_uid: {spelling}"),
+            f"FAIL NBSpawner.min_uid: {spelling!r} is not a plain decimal integer"
+            if value is not None
+            else f"'min_uid' trait of a NBSpawner instance expected an int, not the str {spelling!r}",
+        ),
+        (
+            config_text(nbspawner=f"      default_groups: {{users: {spelling}}}"),
+            "FAIL NBSpawner.default_groups",
+        ),
+    ]
+    for text, expected in cases:
+        path = tmp_path / "config.yaml"
+        path.write_text(text)
+        ok, lines = await run_checks(load_hub_config(path))
+        assert not ok, text
+        assert any(expected in line for line in lines), (expected, lines)
+
+
+async def test_config_yaml_with_a_duplicate_key_is_refused(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(config_text(nbspawner="      min_uid: 1000\n      min_uid: 2000"))
+    with pytest.raises(Exception) as info:
+        load_hub_config(path)
+    assert "min_uid" in str(info.value) and "line" in str(info.value)

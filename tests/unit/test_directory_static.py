@@ -164,7 +164,13 @@ async def test_file_overrides_inline_user(users_file):
     assert (await directory.lookup("alice")).uid == 2001
     dave = await directory.lookup("dave")  # inline user, groups table from the file
     assert dave.posix_groups == (("hpc", 2000), ("physics", 3001))
-    assert "3 users in" in await directory.check()
+    # check() reads every entry as a spawn would: the file's broken mallory is named
+    with pytest.raises(DirectoryError) as info:
+        await directory.check()
+    assert info.value.log_message == (
+        "static: 1 of 4 users cannot be used: static: uid: 'abc' is not a plain decimal integer "
+        f"(in StaticDirectory.path ({users_file}), users.'mallory')"
+    )
 
 
 async def test_inline_structure_error_is_a_config_error():

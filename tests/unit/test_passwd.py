@@ -60,8 +60,8 @@ def image(name: str) -> tuple[str, str]:
             "_svc.x-1:x:1:1:Alice Example:/home/alice:/bin/bash",
         ),
         (
-            {"uid": MAX_ID, "gid": MAX_ID},
-            f"alice:x:{MAX_ID}:{MAX_ID}:Alice Example:/home/alice:/bin/bash",
+            {"uid": MAX_ID - 1, "gid": MAX_ID - 1},
+            f"alice:x:{MAX_ID - 1}:{MAX_ID - 1}:Alice Example:/home/alice:/bin/bash",
         ),
         (
             {"shell": "/usr/local/bin/zsh"},

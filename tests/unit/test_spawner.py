@@ -490,3 +490,80 @@ async def test_a_user_in_thousands_of_groups_is_refused_at_lookup(tmp_path, n, r
     assert any(
         f"the user has {n} posix_groups, more than NBSpawner.max_groups (2000)" in m for m in logged
     ), logged
+
+
+# -- a drop-in for kubespawner: what the admin configured stays (issue 19) --------------------
+
+
+async def test_volumes_no_container_mounts_are_kept_for_hooks_and_devices():
+    """A volume meant for modify_pod_hook, volumeDevices or an injected sidecar is not pruned."""
+    hub = example_config()
+    hub.config.KubeSpawner.volumes = [
+        {"name": "for-the-hook", "emptyDir": {}},
+        {"name": "block", "persistentVolumeClaim": {"claimName": "raw-block"}},
+    ]
+    hub.config.KubeSpawner.extra_container_config = {
+        "volumeDevices": [{"name": "block", "devicePath": "/dev/xvda"}]
+    }
+    spawner, pod = await build(hub)
+    names = {v["name"] for v in pod["spec"]["volumes"]}
+    assert {"for-the-hook", "block", "nbs-home", "nbspawner-passwd"} <= names
+
+
+@pytest.mark.parametrize(
+    "setting,value",
+    [
+        ("working_dir", "/srv/work"),
+        ("extra_container_config", {"workingDir": "/srv/work"}),
+    ],
+)
+async def test_the_admins_working_dir_wins_over_the_home(setting, value):
+    hub = example_config()
+    hub.config.KubeSpawner[setting] = value
+    spawner, pod = await build(hub)
+    assert notebook(pod)["workingDir"] == "/srv/work"
+
+
+async def test_working_dir_is_the_home_nbspawner_mounts_and_unset_without_one():
+    _, pod = await build(example_config())
+    assert notebook(pod)["workingDir"] == "/home/alice"
+    _, pod = await build(z2jh_config())  # no home volume of nbspawner's
+    assert "workingDir" not in notebook(pod)
+
+
+async def test_admin_supplemental_gids_are_added_to_the_directorys_groups(caplog):
+    hub = z2jh_config()
+    hub.config.KubeSpawner.supplemental_gids = [5000, 3003]
+    with caplog.at_level(logging.INFO):
+        spawner, pod = await build(hub)
+    gids = pod["spec"]["securityContext"]["supplementalGroups"]
+    assert gids == [3003, 100, 5000]  # directory, default_groups, then the admin's (deduplicated)
+    assert any(
+        "alice gets KubeSpawner.supplemental_gids [5000, 3003] besides the directory's groups"
+        in r.getMessage()
+        for r in caplog.records
+    )
+
+
+@pytest.mark.parametrize(
+    "gid,expected",
+    [(0, "is 0 (root), which the passwd hook refuses"), (65534, "65534 is an id file servers")],
+)
+async def test_admin_supplemental_gids_follow_the_id_rules(gid, expected, caplog):
+    hub = z2jh_config()
+    hub.config.KubeSpawner.supplemental_gids = [gid]
+    with caplog.at_level(logging.WARNING), pytest.raises(web.HTTPError):
+        await build(hub)
+    logged = [r.getMessage() for r in caplog.records if "Refusing to spawn" in r.getMessage()]
+    assert logged and "KubeSpawner.supplemental_gids" in logged[0] and expected in logged[0]
+
+
+async def test_a_profiles_supplemental_gids_are_ignored_with_a_warning(caplog):
+    hub = z2jh_config()
+    hub.config.KubeSpawner.profile_list = evil_profile(supplemental_gids=[4242])
+    with caplog.at_level(logging.WARNING):
+        spawner, pod = await build(hub, profile="evil")
+    assert 4242 not in pod["spec"]["securityContext"]["supplementalGroups"]
+    assert any(
+        "a profile's supplemental_gids [4242] are ignored" in r.getMessage() for r in caplog.records
+    )

@@ -154,7 +154,7 @@ def test_home_none_mounts_nothing_but_sets_home():
     assert plan.patch.volume_mounts == []
     assert plan.patch.init_containers == []
     assert plan.patch.env == {"HOME": "/home/jovyan"}
-    assert plan.patch.working_dir == "/home/jovyan"
+    assert plan.patch.working_dir is None  # no home of ours: kubespawner's working_dir stays
     assert build(None).patch.volumes == []
 
 
