@@ -852,7 +852,7 @@ class _Checker:
             self._check_gpu(i, gpu)
         if self.mode is not None:
             self._check_mode(profiles)
-            if isinstance(self.data.get("defaults", {}), Mapping):
+            if isinstance(self.data.get("defaults", {}), (Mapping, list)):
                 self._check_defaults()
 
     def _unique_slugs(self, section: str, entries: list[tuple[int, Mapping[str, Any]]]) -> None:
@@ -1177,10 +1177,30 @@ class _Checker:
         for section in _SLUGGED_SECTIONS:
             for _, entry in self._section(section):
                 mentioned.update(entry.get("allowed_groups") or [])
-        for group, default in defaults.items():
-            base = ["defaults", group]
-            if not isinstance(default, Mapping) or not self._ok(("defaults", group)):
+        if isinstance(defaults, Mapping):
+            written = [g for g in defaults if g != EVERYONE]
+            if written != sorted(written):
+                self.warn(
+                    ["defaults"],
+                    "in a mapping, defaults take effect in group-name order ('*' last): "
+                    f"{', '.join(sorted(written))}; helm sorts map keys, so file order cannot "
+                    "survive into the hub. Write defaults as a list of entries with a group: "
+                    "key to choose the order",
+                )
+        groups_seen: dict[str, Any] = {}
+        for where, group, default in default_entries(defaults):
+            base = ["defaults", where]
+            if not isinstance(default, Mapping) or not self._ok(("defaults", where)):
                 continue
+            if isinstance(defaults, Mapping) and "group" in default:
+                self.error([*base, "group"], "group: belongs to the list form of defaults")
+                continue
+            if group in groups_seen:
+                self.error(
+                    [*base, "group"],
+                    f"group {group!r} already has a default (defaults[{groups_seen[group]}])",
+                )
+            groups_seen.setdefault(group, where)
             if group != EVERYONE and group not in mentioned:
                 self.warn(
                     base,
@@ -1251,6 +1271,28 @@ class _Checker:
                     f"the group {group!r} may not use the {noun} {slug!r} (see its allowed_groups)",
                 )
         return entry
+
+
+def default_entries(defaults: Any) -> list[tuple[Any, str, Mapping[str, Any]]]:
+    """``defaults`` in precedence order, as ``(location key, group, entry)``.
+
+    A list (``[{group: gpu-users, image: ...}, ...]``) keeps its order. A mapping
+    (``{gpu-users: {...}, physics: {...}}``) is taken in group-name order: z2jh writes
+    ``hub.config`` with helm's ``toYaml``, which sorts map keys, so file order would not survive
+    the trip into the hub and the CLI would show another default than the hub gives. Either
+    way ``'*'`` (everyone) comes last.
+    """
+    if isinstance(defaults, Mapping):
+        pairs = [(group, group, d) for group, d in sorted(defaults.items(), key=lambda kv: kv[0])]
+    elif isinstance(defaults, list):
+        pairs = [
+            (i, d.get("group"), d)
+            for i, d in enumerate(defaults)
+            if isinstance(d, Mapping) and isinstance(d.get("group"), str)
+        ]
+    else:
+        return []
+    return [p for p in pairs if p[1] != EVERYONE] + [p for p in pairs if p[1] == EVERYONE]
 
 
 # ---------------------------------------------------------------------------
@@ -1340,7 +1382,7 @@ def _build(
             gpu=d.get("gpu"),
             profile=d.get("profile"),
         )
-        for g, d in data.get("defaults", {}).items()
+        for _, g, d in default_entries(data.get("defaults", {}))
     ]
     profiles = [
         Combination(

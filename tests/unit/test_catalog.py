@@ -686,3 +686,47 @@ def test_newlines_and_spaces_are_refused_where_kubernetes_or_urls_forbid_them(
         image["default_url"] = value
     errors, _ = validate(data)
     assert [loc for loc, _ in errors] == [location], errors
+
+
+def _sorted_like_helm(data):
+    """What helm's toYaml does to hub.config on its way into the hub Secret: map keys sorted."""
+    return yaml.safe_load(yaml.safe_dump(data, sort_keys=True))
+
+
+@pytest.mark.parametrize("form", ["list", "mapping"])
+def test_default_precedence_survives_helms_key_sorting(form):
+    """The preview (file order) and the hub (after helm sorted the keys) pick the same defaults."""
+    images = [
+        {"slug": s, "display_name": s, "image": f"quay.io/jupyter/{s}:2025-01-01"}
+        for s in ("scipy", "torch", "rstudio")
+    ]
+    for image in images[1:]:
+        image["allowed_groups"] = ["gpu-users", "chemistry"]
+    entries = [("gpu-users", "torch"), ("chemistry", "rstudio"), ("*", "scipy")]
+    if form == "list":
+        defaults = [{"group": g, "image": i} for g, i in entries]
+    else:
+        defaults = {g: {"image": i} for g, i in entries}
+    data = {"version": 1, "images": images, "defaults": defaults}
+    as_written = load_data(copy.deepcopy(data), source="file")
+    in_the_hub = load_data(_sorted_like_helm(data), source="hub")
+    assert as_written.defaults == in_the_hub.defaults
+    order = [d.group for d in as_written.defaults]
+    # a list keeps its order; a mapping is taken in group-name order; '*' last either way
+    assert order == (
+        ["gpu-users", "chemistry", "*"] if form == "list" else ["chemistry", "gpu-users", "*"]
+    )
+
+
+def test_everyone_comes_last_wherever_it_is_written():
+    scipy = {"slug": "scipy", "display_name": "S", "image": "quay.io/jupyter/scipy:2025-01-01"}
+    images = [dict(scipy, allowed_groups=["physics"]), dict(scipy, slug="open")]
+    for defaults in (
+        [{"group": "*", "image": "open"}, {"group": "physics", "image": "scipy"}],
+        {"*": {"image": "open"}, "physics": {"image": "scipy"}},
+    ):
+        catalog = load_data({"version": 1, "images": images, "defaults": defaults}, source="x")
+        assert [(d.group, d.image) for d in catalog.defaults] == [
+            ("physics", "scipy"),
+            ("*", "open"),
+        ]
