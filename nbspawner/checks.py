@@ -17,12 +17,12 @@ import difflib
 import os
 import re
 from collections.abc import Iterable, Mapping
-from importlib.metadata import entry_points
 from typing import Any
 
 from traitlets import TraitError
 
 from .catalog import Catalog, load, load_data
+from .directory import directory_entry_points
 from .directory.base import UserRecord
 from .errors import CatalogError, NBSpawnerError
 from .hubconfig import HubConfig
@@ -66,7 +66,7 @@ class Report:
 
 def _directory_classes() -> dict[str, type]:
     classes: dict[str, type] = {}
-    for ep in entry_points(group="nbspawner.directories"):
+    for ep in directory_entry_points().values():
         try:
             cls = ep.load()
         except Exception:  # noqa: S112 - a broken third-party plugin must not stop the check

@@ -36,6 +36,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, o
 
 from . import metrics, passwd, security
 from .catalog import Catalog, CatalogFile, load_data
+from .directory import directory_entry_points
 from .directory.base import Directory, UserRecord
 from .directory.cache import CachedDirectory
 from .errors import (
@@ -109,11 +110,18 @@ def _config_key(cls: type, config: Mapping[str, Any], extra: Mapping[str, Any]) 
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+class _DirectoryClass(EntryPointType):
+    """``directory_class``: a short name (built-in or an installed entry point) or a class."""
+
+    def load_entry_points(self) -> dict[str, Any]:
+        return directory_entry_points()
+
+
 class NBSpawner(KubeSpawner):
     """KubeSpawner that runs each user's pod with their directory identity."""
 
     # ------------------------------------------------------------------ directory
-    directory_class = EntryPointType(
+    directory_class = _DirectoryClass(
         default_value="nbspawner.directory.static.StaticDirectory",
         klass=Directory,
         entry_point_group="nbspawner.directories",

@@ -23,15 +23,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Mapping
-from importlib.metadata import entry_points
 from typing import Any
 
 from traitlets import Bool, Dict, Enum, List, Type, Unicode, Union, default
 
 from ..errors import ConfigError, DirectoryError, InvalidRecord, UserNotFound
+from . import directory_entry_points
 from .base import Directory, UserRecord
-
-ENTRY_POINT_GROUP = "nbspawner.directories"
 
 #: record fields a merge may take from another backend, and the fields that travel with them
 _MERGE_FIELDS = {
@@ -51,9 +49,9 @@ def load_directory_class(spec: str | type[Directory]) -> type[Directory]:
         if not issubclass(spec, Directory):
             raise ConfigError(f"chain: {spec.__name__} is not a nbspawner Directory")
         return spec
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == spec:
-            return ep.load()
+    registry = directory_entry_points()
+    if spec.lower() in registry:
+        return load_directory_class(registry[spec.lower()].load())
     if ":" in spec:
         import importlib
 
@@ -65,7 +63,7 @@ def load_directory_class(spec: str | type[Directory]) -> type[Directory]:
                 f"chain: cannot import {spec!r} (ChainDirectory.directories)"
             ) from None
         return load_directory_class(cls)
-    installed = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    installed = sorted(registry)
     raise ConfigError(
         f"chain: unknown directory {spec!r} in ChainDirectory.directories; installed: {installed}"
     )
