@@ -276,14 +276,22 @@ def group_fields(
 
 
 #: characters no directory username can contain; refused before any query is sent
-_IMPOSSIBLE_USERNAME_CHARS = frozenset("\x00\n\r")
+#: control characters (C0, DEL, C1) and the Unicode line and paragraph separators
+_IMPOSSIBLE_USERNAME_CHARS = frozenset(
+    [chr(c) for c in range(0x20)] + [chr(c) for c in range(0x7F, 0xA0)] + ["\u2028", "\u2029"]
+)
+#: names that are path segments with a meaning of their own: sent in a URL (HTTPDirectory),
+#: a server or proxy would normalise them into another path, bearer token included
+_IMPOSSIBLE_USERNAMES = frozenset({".", ".."})
 
 
 def refuse_impossible_username(username: str, source: str, max_length: int = 256) -> None:
-    """Raise UserNotFound for names that cannot exist (empty, NUL, newline, absurdly long).
+    """Raise UserNotFound for names that cannot exist: empty, longer than ``max_length``, with
+    a control character or line separator, or the path segments ``.`` and ``..``.
 
     Backends that send the name somewhere (an LDAP filter, a URL) call this first, so such
-    names never reach the directory. The name itself is not logged (it may be hostile).
+    names never reach the directory, and no request (with its credentials) is sent for them.
+    The name itself is not logged (it may be hostile).
     """
     from ..errors import UserNotFound
 
@@ -291,11 +299,12 @@ def refuse_impossible_username(username: str, source: str, max_length: int = 256
         not isinstance(username, str)
         or not username
         or len(username) > max_length
+        or username in _IMPOSSIBLE_USERNAMES
         or any(c in _IMPOSSIBLE_USERNAME_CHARS for c in username)
     ):
         raise UserNotFound(
-            f"{source}: username is empty, too long or contains control characters; "
-            "it was not looked up",
+            f"{source}: username is empty, too long, '.' or '..', or contains control "
+            "characters; it was not looked up",
             reason="not_found",
         )
 

@@ -204,6 +204,40 @@ async def test_usernames_are_url_quoted(json_users, token_file, username):
     assert json_users.requests[-1][0] == username  # the server saw exactly the name, one segment
 
 
+IMPOSSIBLE_NAMES = [
+    "",
+    ".",
+    "..",
+    "a" * 257,
+    "alice\n",
+    "\nalice",
+    "al\x00ice",
+    "al\rice",
+    "al\tice",
+    "\x1b[31malice",
+    "alice\x7f",
+    "alice\x85",
+    "alice\u2028bob",
+]
+
+
+@pytest.mark.parametrize("username", IMPOSSIBLE_NAMES, ids=repr)
+async def test_impossible_names_are_refused_before_any_request(json_users, token_file, username):
+    """No request, so no bearer token, leaves the hub for a name no user can have."""
+    before = len(json_users.requests)
+    with pytest.raises(UserNotFound) as info:
+        await make_http_directory(json_users, token_file).lookup(username)
+    assert info.value.log_message == (
+        "http: username is empty, too long, '.' or '..', or contains control characters; "
+        "it was not looked up"
+    )
+    assert len(json_users.requests) == before
+    # the server is up and counting: a possible name is requested
+    with pytest.raises(UserNotFound):
+        await make_http_directory(json_users, token_file).lookup("...")
+    assert len(json_users.requests) == before + 1
+
+
 async def test_wrong_token_is_a_directory_error_without_the_token(json_users, tmp_path, caplog):
     bad = tmp_path / "bad-token"
     bad.write_text("wrong-token-value")
