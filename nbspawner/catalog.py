@@ -608,6 +608,10 @@ def _summary(source: str, errors: Sequence[tuple[str, str]]) -> str:
 _SLUGGED_SECTIONS = ("images", "sizes", "gpus", "profiles")
 
 
+#: a mapping key shown as it is in a location; any other key is shown quoted
+_PLAIN_KEY_RE = re.compile(r"\A[A-Za-z0-9_*][A-Za-z0-9_.*/-]*\Z")
+
+
 def location(data: Any, path: Iterable[Any]) -> str:
     """``["images", 2, "image"]`` -> ``images[2] (slug 'rstudio').image``."""
     out = ""
@@ -626,7 +630,13 @@ def location(data: Any, path: Iterable[Any]) -> str:
             ):
                 out += f" (slug {node[part]['slug']!r})"
         else:
-            out += f".{part}" if out else str(part)
+            text = str(part)
+            if not _PLAIN_KEY_RE.match(text):
+                # a key that is not plain text is shown quoted (a hostile key stays one line)
+                text = f"[{text!r}]" if out else repr(text)
+                out += text
+            else:
+                out += f".{text}" if out else text
         try:
             node = node[part]
         except (KeyError, IndexError, TypeError):
@@ -906,6 +916,11 @@ class _Checker:
         for key, value in image.get("labels", {}).items():
             if not isinstance(value, str):  # pragma: no cover - the schema already refuses it
                 self.error([*base, "labels", key], "must be a string")
+            elif not (key.isprintable() and value.isprintable()):
+                self.error(
+                    [*base, "labels", key],
+                    f"label {key!r}: {value!r} is shown on one line; no control characters",
+                )
         self._check_env([*base, "env"], image.get("env", {}))
         volume_names = self._check_volumes([*base, "volumes"], image.get("volumes", []))
         self._check_mounts([*base, "volume_mounts"], image.get("volume_mounts", []), volume_names)

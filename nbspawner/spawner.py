@@ -484,6 +484,13 @@ class NBSpawner(KubeSpawner):
             state = await state
         return state if isinstance(state, Mapping) else None
 
+    @property
+    def _log_name(self) -> str:
+        """JupyterHub's ``user`` or ``user:server`` for log lines, quoted like ``repr`` when it
+        holds anything but plain printable text, so a hostile name cannot forge a log line."""
+        name = super()._log_name
+        return name if name.isprintable() and " " not in name else repr(name)
+
     def _refuse(self, err: NBSpawnerError) -> web.HTTPError:
         metrics.REFUSALS.labels(reason=err.reason).inc()
         self.log.warning("Refusing to spawn %s: %s", self._log_name, err.log_message)

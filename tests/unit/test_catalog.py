@@ -730,3 +730,38 @@ def test_everyone_comes_last_wherever_it_is_written():
             ("physics", "scipy"),
             ("*", "open"),
         ]
+
+
+HOSTILE_KEYS = ["a\nWARNING forged", "b\r\x1b[2K", "c\u2028d", "e f", "<script>"]
+
+
+def _one_line_problems(data):
+    errors, warnings = validate(data)
+    problems = errors + warnings
+    for where, message in problems:
+        for text in (where, message):
+            assert not any(c in text for c in "\n\r\x1b\u2028"), (where, message)
+    return problems
+
+
+@pytest.mark.parametrize("key", HOSTILE_KEYS, ids=repr)
+@pytest.mark.parametrize("place", ["top", "image", "env", "labels", "defaults"])
+def test_hostile_keys_are_quoted_in_every_problem(key, place):
+    """A key the catalog editor wrote comes back quoted, one problem per line."""
+    image = {"slug": "scipy", "display_name": "SciPy", "image": "quay.io/jupyter/scipy:2025-01-01"}
+    data = {"version": 1, "images": [image]}
+    if place == "top":
+        data[key] = 1
+    elif place == "image":
+        image[key] = 1
+    elif place == "defaults":
+        data["defaults"] = {key: {"image": "scipy"}}
+    else:
+        image[place] = {key: "x"}
+    problems = _one_line_problems(data)
+    if place == "labels" and key.isprintable():
+        # label keys are display text ("python: 3.11"): HTML-escaped in the form, allowed
+        assert problems == []
+        return
+    assert problems, "a hostile key must be a problem"
+    assert any(repr(key) in where or repr(key) in message for where, message in problems)

@@ -567,3 +567,25 @@ async def test_a_profiles_supplemental_gids_are_ignored_with_a_warning(caplog):
     assert any(
         "a profile's supplemental_gids [4242] are ignored" in r.getMessage() for r in caplog.records
     )
+
+
+HOSTILE_HUB_NAMES = [
+    "alice\nWARNING Refusing nothing",
+    "alice\r\x1b[2K",
+    "alice\u2028forged",
+    "alice bob",
+    "alice\x85",
+]
+
+
+@pytest.mark.parametrize("username", HOSTILE_HUB_NAMES, ids=repr)
+async def test_hostile_hub_usernames_stay_on_one_quoted_log_line(username, caplog):
+    """Whatever the hub lets through as a name, nbspawner's log lines stay one line each."""
+    with offline_kubeconfig():
+        spawner = make_spawner(z2jh_config(), username)
+    with caplog.at_level(logging.DEBUG), pytest.raises(web.HTTPError):
+        await spawner.load_user_options()
+    ours = [r.getMessage() for r in caplog.records if r.name == spawner.log.name]
+    assert any(repr(username) in m for m in ours), ours
+    for message in ours:
+        assert not any(c in message for c in "\n\r\x1b\u2028\x85"), message
