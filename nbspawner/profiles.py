@@ -36,6 +36,7 @@ and that returns the spawner's own list with the catalog's entries merged in.
 
 from __future__ import annotations
 
+import html
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -231,6 +232,20 @@ def image_description(image: Image) -> str:
     return " ".join(parts)
 
 
+def shown_text(text: str) -> str:
+    """Catalog text as it goes into the profile list: HTML-escaped, once.
+
+    kubespawner renders ``display_name`` and ``description`` into the spawn form with Jinja
+    without autoescaping, so catalog text is HTML there; ``<img src=x onerror=...>`` in a
+    display name would run in every user's browser. Every piece of catalog text in the profile
+    list passes through here (slugs, which the schema keeps to ``[a-z0-9-]``, stay as they are).
+    The template puts these texts in element content only, where ``<``, ``>`` and ``&`` are
+    what matters, so quotes are left readable (``Kubeflow's``); a test renders kubespawner's
+    own template with attribute-breaking payloads to keep that true.
+    """
+    return html.escape(text, quote=False)
+
+
 def image_display_name(image: Image) -> str:
     return f"{image.display_name} (deprecated)" if image.deprecated else image.display_name
 
@@ -255,8 +270,8 @@ class _Index:
             self.image_parts[image.slug] = (
                 freeze(override),
                 FrozenDict({"image": image.slug}),
-                image_display_name(image),
-                image_description(image),
+                shown_text(image_display_name(image)),
+                shown_text(image_description(image)),
             )
         # (not default, default) variants of every choice dict, shared by all users
         self.size_choices: dict[str, tuple[FrozenDict, FrozenDict]] = {}
@@ -290,7 +305,7 @@ class _Index:
     def _choice(display_name: str, override: dict[str, Any], kind: str, slug: str):
         plain = FrozenDict(
             {
-                "display_name": display_name,
+                "display_name": shown_text(display_name),
                 "kubespawner_override": freeze(override),
                 META: FrozenDict({kind: slug}),
             }
@@ -415,12 +430,15 @@ class _Index:
             combo = self.catalog.profile(slug)
             assert combo is not None
             image = self.catalog.image(combo.image)
-            items: list[tuple[str, Any]] = [("display_name", combo.display_name), ("slug", slug)]
+            items: list[tuple[str, Any]] = [
+                ("display_name", shown_text(combo.display_name)),
+                ("slug", slug),
+            ]
             if default:
                 items.append(("default", True))
             description = combo.description or (image_description(image) if image else "")
             if description:
-                items.append(("description", description))
+                items.append(("description", shown_text(description)))
             items.append(("kubespawner_override", self.combination_overrides[slug]))
             meta = {
                 "profile": slug,
@@ -448,7 +466,7 @@ class _Index:
         if memo_key not in self.memo:
             self.memo[memo_key] = FrozenDict(
                 {
-                    "display_name": display_name,
+                    "display_name": shown_text(display_name),
                     "choices": FrozenDict(
                         (slug, choices[slug][slug == default]) for slug in offered
                     ),

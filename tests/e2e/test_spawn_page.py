@@ -114,3 +114,67 @@ def test_forged_rest_spawn_is_refused(hub):
         hub.api_url + "/users/bob", headers={"Authorization": f"token {hub.api_token}"}, timeout=30
     ).json()
     assert not user["servers"] or all(not s.get("ready") for s in user["servers"].values())
+
+
+# -- catalog text is text (issue 15, class 4) -------------------------------------------------
+
+XSS = '<img src=x onerror="window.__xss=1;alert(1)">'
+XSS_SCRIPT = "<script>window.__xss=2</script>"
+XSS_SVG = '"><svg onload="window.__xss=3">'
+XSS_CATALOG = {
+    "version": 1,
+    "images": [
+        {
+            "slug": "scipy",
+            "display_name": f"SciPy {XSS}",
+            "description": f"Description {XSS_SCRIPT}",
+            "labels": {"stack": XSS_SVG},
+            "image": "quay.io/jupyter/scipy-notebook:2025-03-17",
+        }
+    ],
+    "sizes": [
+        {
+            "slug": "small",
+            "display_name": f"Small {XSS_SVG}",
+            "cpu_guarantee": 1,
+            "mem_guarantee": "1Gi",
+        }
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def xss_hub(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("xss")
+    env = {"KUBECONFIG": str(write_dry_kubeconfig(tmp))}
+    config = textwrap.dedent(HUB_CONFIG).replace(
+        f"c.NBSpawner.catalog_file = {example_file('catalog.yaml')!r}",
+        f"c.NBSpawner.catalog = {XSS_CATALOG!r}",
+    )
+    assert "c.NBSpawner.catalog = " in config
+    with run_hub(tmp, config, env=env) as hub:
+        yield hub
+
+
+def test_catalog_html_shows_as_text_and_runs_nothing(browser, xss_hub):
+    page = new_browser_page(browser)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    login(page, xss_hub, "alice")
+    assert offered_profiles(page, xss_hub) == {"scipy"}
+    page.wait_for_timeout(500)  # an onerror/onload handler would have run by now
+    form = "form#spawn_form"
+    assert page.evaluate("() => window.__xss") is None
+    assert dialogs == []
+    injected = page.eval_on_selector(
+        form, "f => f.querySelectorAll('img, svg, iframe, [onerror], [onload]').length"
+    )
+    assert injected == 0
+    scripts = page.eval_on_selector(
+        form, "f => [...f.querySelectorAll('script')].filter(s => s.text.includes('__xss')).length"
+    )
+    assert scripts == 0
+    text = page.inner_text(form)
+    for payload in (XSS, XSS_SCRIPT, XSS_SVG):
+        assert payload in text, text
+    page.context.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -11,9 +12,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from traitlets.config import Config
 
 from nbspawner.catalog import NO_GPU, Catalog, load, load_data
+from nbspawner.cli import make_spawner, offline_kubeconfig
 from nbspawner.errors import ForbiddenChoice
+from nbspawner.hubconfig import HubConfig
 from nbspawner.profiles import (
     ALLOWED_OVERRIDE_KEYS,
     META,
@@ -926,3 +930,86 @@ def test_no_profile_or_choice_outside_the_users_groups(c, groups):
                     check_user_options(
                         profile_list, {"profile": profile["slug"], "size": size.slug}
                     )
+
+
+# -- catalog text in kubespawner's real spawn form (issue 15, class 4) ------------------------
+
+XSS_PAYLOADS = [
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(1)</script>",
+    '"><svg/onload=alert(1)>',
+    "' onmouseover='alert(1)",
+    "</option><option value=evil>Evil",
+    "</h3><iframe src=javascript:alert(1)>",
+    "&lt;b&gt;entities&lt;/b&gt;",
+    "<b>bold</b> & more",
+    "<IMG SRC=x ONERROR=alert(1)>",
+    "\u003cimg src=x onerror=alert(1)\u003e",
+]
+TEXT_FIELDS = [
+    "image.display_name",
+    "image.description",
+    "image.labels",
+    "size.display_name",
+    "gpu.display_name",
+    "combination.display_name",
+    "combination.description",
+]
+
+
+def _form_catalog(field: str, text: str) -> dict:
+    image = {
+        "slug": "scipy",
+        "display_name": "SciPy",
+        "image": "quay.io/jupyter/scipy-notebook:2025-01-01",
+    }
+    size = {"slug": "small", "display_name": "Small", "cpu_guarantee": 1, "mem_guarantee": "1Gi"}
+    gpu = {"slug": "a100", "display_name": "A100", "resource": "nvidia.com/gpu"}
+    combo = {"slug": "combo", "display_name": "Combo", "image": "scipy", "size": "small"}
+    kind, key = field.split(".")
+    target = {"image": image, "size": size, "gpu": gpu, "combination": combo}[kind]
+    target[key] = {"stack": text} if key == "labels" else text
+    data = {"version": 1, "images": [image], "sizes": [size], "gpus": [gpu]}
+    if kind == "combination":
+        data.update(mode="combinations", profiles=[combo])
+    return data
+
+
+class _Structure(HTMLParser):
+    """The form's elements and attribute names, and its text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, tuple[str, ...]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, tuple(sorted(name for name, _ in attrs))))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+async def _render_form(catalog: dict) -> _Structure:
+    """The form exactly as the hub renders it: kubespawner's own template and code."""
+    cfg = Config()
+    cfg.KubeSpawner.profile_list = []
+    cfg.NBSpawner.directory_class = "static"
+    cfg.StaticDirectory.users = {"alice": {"uid": 2001, "gid": 3001, "home": "/home/alice"}}
+    cfg.NBSpawner.catalog = catalog
+    with offline_kubeconfig():
+        spawner = make_spawner(HubConfig(cfg, "test"), "alice")
+    html_text = await spawner._render_options_form_dynamically(spawner)
+    parsed = _Structure()
+    parsed.feed(html_text)
+    return parsed
+
+
+@pytest.mark.parametrize("payload", XSS_PAYLOADS, ids=range(len(XSS_PAYLOADS)))
+@pytest.mark.parametrize("field", TEXT_FIELDS)
+async def test_catalog_text_is_text_in_the_spawn_form(field, payload):
+    """The payload adds no element or attribute to kubespawner's form and reads as written."""
+    safe = await _render_form(_form_catalog(field, "plain words"))
+    hostile = await _render_form(_form_catalog(field, payload))
+    assert hostile.elements == safe.elements
+    assert payload in "".join(hostile.text)
