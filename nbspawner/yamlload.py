@@ -113,7 +113,11 @@ def load_yaml(text: str | bytes | IO[str], *, source: str) -> Any:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e)
-        raise YAMLFileError(source, where, str(problem)) from None
+        # PyYAML's texts may span lines and quote the offending character raw: one line, quoted
+        problem = " ".join(str(problem).split())
+        if not problem.isprintable():
+            problem = repr(problem)
+        raise YAMLFileError(source, where, problem) from None
 
 
 def read_yaml_file(path: str, *, source: str | None = None) -> Any:

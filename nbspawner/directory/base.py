@@ -16,14 +16,17 @@ Blocking client libraries (ldap3) must run off the event loop.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from types import TracebackType
 from typing import Any
 
 from traitlets.config import LoggingConfigurable
 
 from ..errors import InvalidRecord
-from ..ids import id_problem
+from ..ids import id_problem, shown
 from ..yamlload import SpelledInt
 
 
@@ -275,38 +278,98 @@ def group_fields(
     return {"groups": ordered, "supplemental_gids": supplemental, "posix_groups": posix}
 
 
-#: characters no directory username can contain; refused before any query is sent
-#: control characters (C0, DEL, C1) and the Unicode line and paragraph separators
-_IMPOSSIBLE_USERNAME_CHARS = frozenset(
-    [chr(c) for c in range(0x20)] + [chr(c) for c in range(0x7F, 0xA0)] + ["\u2028", "\u2029"]
-)
+#: the longest username any backend is asked about. Real ones are far shorter (``useradd``
+#: allows 32 characters, LDAP sites rarely more than 64); a longer one is refused before any
+#: query or request is sent
+MAX_USERNAME_LENGTH = 256
+
+#: characters no directory username can contain: control characters (Unicode category Cc: C0,
+#: DEL, C1), the line and paragraph separators (Zl, Zp) and unpaired surrogates (Cs, which
+#: cannot be encoded as UTF-8 for a URL or an LDAP filter)
+_IMPOSSIBLE_USERNAME_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
 #: names that are path segments with a meaning of their own: sent in a URL (HTTPDirectory),
-#: a server or proxy would normalise them into another path, bearer token included
-_IMPOSSIBLE_USERNAMES = frozenset({".", ".."})
+#: a server or proxy would resolve them into another path, bearer token included. Compared
+#: after NFKC normalisation, as some servers normalise Unicode: fullwidth ``．．`` (U+FF0E) and
+#: the two-dot leader ``‥`` (U+2025) become ``..``
+_DOT_SEGMENTS = frozenset({".", ".."})
 
 
-def refuse_impossible_username(username: str, source: str, max_length: int = 256) -> None:
-    """Raise UserNotFound for names that cannot exist: empty, longer than ``max_length``, with
-    a control character or line separator, or the path segments ``.`` and ``..``.
+def username_problem(username: Any, max_length: int = MAX_USERNAME_LENGTH) -> str | None:
+    """Why ``username`` cannot be anybody's name in any directory, or ``None``.
 
-    Backends that send the name somewhere (an LDAP filter, a URL) call this first, so such
-    names never reach the directory, and no request (with its credentials) is sent for them.
-    The name itself is not logged (it may be hostile).
+    The rule every backend shares: empty, longer than ``max_length``
+    (:data:`MAX_USERNAME_LENGTH`), containing a control character, a line or paragraph
+    separator or an unpaired surrogate, or the path segment ``.``/``..`` (also as spelled by
+    Unicode compatibility characters). ``/``, ``?``, ``%``, ``*``, parentheses and the like are
+    *possible*: the backends escape them (URL quoting with ``safe=""``, RFC 4515 filter
+    escaping) and the directory answers "no such user".
+    """
+    if not isinstance(username, str):
+        return f"is not a string (a {type(username).__name__})"
+    if not username:
+        return "is empty"
+    if len(username) > max_length:
+        return f"is longer than {max_length} characters ({len(username)})"
+    bad = _IMPOSSIBLE_USERNAME_CHAR.search(username)
+    if bad is not None:
+        char = bad.group()
+        if "\ud800" <= char <= "\udfff":
+            what = "an unpaired surrogate"
+        elif char in "\u2028\u2029":
+            what = "a line separator"
+        else:
+            what = "a control character"
+        return f"contains {what} (U+{ord(char):04X})"
+    if unicodedata.normalize("NFKC", username) in _DOT_SEGMENTS:
+        return "is a path segment ('.' or '..') that a web server would resolve to another path"
+    return None
+
+
+def refuse_impossible_username(
+    username: Any, source: str, max_length: int = MAX_USERNAME_LENGTH
+) -> None:
+    """Raise UserNotFound when :func:`username_problem` finds ``username`` impossible.
+
+    Backends that send the name somewhere (an LDAP filter, a URL) call this first, and
+    :class:`~nbspawner.directory.cache.CachedDirectory` (the hub's entry point) calls it before
+    any backend, so such names never reach a directory and no request (with its credentials)
+    is sent for them. The message shows the name quoted and cut (:func:`nbspawner.ids.shown`):
+    one line, whatever it contains.
     """
     from ..errors import UserNotFound
 
-    if (
-        not isinstance(username, str)
-        or not username
-        or len(username) > max_length
-        or username in _IMPOSSIBLE_USERNAMES
-        or any(c in _IMPOSSIBLE_USERNAME_CHARS for c in username)
-    ):
+    problem = username_problem(username, max_length)
+    if problem is not None:
         raise UserNotFound(
-            f"{source}: username is empty, too long, '.' or '..', or contains control "
-            "characters; it was not looked up",
+            f"{source}: username {shown(username)} {problem}; it was not looked up",
             reason="not_found",
         )
+
+
+class UnexpectedError(Exception):
+    """Stands in for an unexpected exception in a logged traceback (see :func:`quoted_exc_info`)."""
+
+
+def quoted_exc_info(
+    error: BaseException,
+) -> tuple[type[BaseException], BaseException, TracebackType | None]:
+    """``exc_info`` for a log call about an unexpected ``error``: its frames (source lines of
+    the code that failed), with its text quoted on one line (``UnexpectedError: KeyError('x')``).
+
+    The text of an exception from a backend or a client library may quote a username, a server
+    answer or a directory value; logged raw (``exc_info=True``) it could forge log lines.
+    Chained exceptions are left out for the same reason.
+    """
+    stand_in = UnexpectedError(shown(error, 300))
+    return UnexpectedError, stand_in, error.__traceback__
+
+
+def one_line(text: str) -> str:
+    """Text composed elsewhere (a library's message) on one line: line breaks become ``; ``,
+    other non-printable characters are escaped as ``repr`` escapes them."""
+    joined = "; ".join(part.strip() for part in text.splitlines() if part.strip())
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in joined)
 
 
 def read_secret(

@@ -26,8 +26,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import DirectoryError, InvalidRecord, NBSpawnerError, UserNotFound
+from ..ids import shown
 from ..metrics import CACHE_REQUESTS, LOOKUP_SECONDS
-from .base import Directory, UserRecord
+from .base import Directory, UserRecord, quoted_exc_info, refuse_impossible_username
 
 
 def _fresh_copy(error: NBSpawnerError) -> NBSpawnerError:
@@ -120,6 +121,9 @@ class CachedDirectory:
         if pending is not None:
             self._shared.inc()
         else:
+            # a name nobody can have never reaches a backend (built-in or third-party), so no
+            # query or request is sent for it; cheap, and only on a miss
+            refuse_impossible_username(username, self.backend.name)
             self._miss.inc()
             self.backend_calls += 1
             # the backend call runs as its own task: a spawn that is cancelled (the user closed
@@ -152,7 +156,15 @@ class CachedDirectory:
         except Exception as e:
             # a bug in a backend (or a hook it calls) must still fail closed with a readable
             # refusal, not a bare 500; the traceback goes to the admin log
-            self.backend.log.error("%s: unexpected error in lookup", backend_name, exc_info=True)
+            # the traceback's frames for the admin, the exception's text quoted on one line (it
+            # may quote the username or a server's answer)
+            self.backend.log.error(
+                "%s: unexpected error in lookup for %s: %s",
+                backend_name,
+                shown(username),
+                shown(e, 300),
+                exc_info=quoted_exc_info(e),
+            )
             raise DirectoryError(
                 f"{backend_name}: unexpected error in the directory backend ({type(e).__name__})"
             ) from None

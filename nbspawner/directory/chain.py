@@ -143,10 +143,12 @@ class ChainDirectory(Directory):
             except DirectoryError as e:
                 if not self.fall_through_on_error:
                     raise
+                # quoted: a backend's message (a third-party one's too) stays one line
                 self.log.warning(
-                    "chain: %s failed (%s); trying the next backend because "
+                    "chain: %s failed for %r (%r); trying the next backend because "
                     "ChainDirectory.fall_through_on_error is set",
                     backend.name,
+                    username,
                     e.log_message,
                 )
                 missing.append(f"{backend.name} (unreachable)")

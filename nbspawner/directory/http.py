@@ -61,6 +61,20 @@ class _BoundedBody:
         return b"".join(self.chunks)
 
 
+def _where(url: str) -> str:
+    """The host (and port) of ``url`` for messages: never the path or query (they may carry
+    names or keys), nor the ``user:password@`` part a URL template may hold."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if port is not None else host
+
+
 class HTTPDirectory(Directory):
     """Look users up with ``GET url_template`` returning JSON."""
 
@@ -146,6 +160,9 @@ class HTTPDirectory(Directory):
         return token or ""
 
     def _url(self, username: str) -> str:
+        # every request is built here: a name no user can have is refused before any URL is,
+        # so no request (and no bearer token) leaves the hub for it
+        refuse_impossible_username(username, self.name)
         if not self.url_template or "{username}" not in self.url_template:
             raise ConfigError("http: HTTPDirectory.url_template must be set and contain {username}")
         try:
@@ -157,7 +174,7 @@ class HTTPDirectory(Directory):
 
     async def _fetch(self, username: str) -> Any:
         url = self._url(username)
-        where = urlsplit(url).netloc  # never the path or query: they may carry names or keys
+        where = _where(url)
         headers = {
             "Accept": "application/json",
             **{str(k): str(v) for k, v in self.headers.items()},
@@ -294,7 +311,7 @@ class HTTPDirectory(Directory):
 
     async def check(self) -> str:
         url = self._url("nbspawner-check-user")
-        where = urlsplit(url).netloc
+        where = _where(url)
         try:
             await self._fetch("nbspawner-check-user")
         except UserNotFound:

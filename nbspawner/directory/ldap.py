@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 from traitlets import Enum, Float, Int, List, Unicode, validate
 
 from ..errors import ConfigError, DirectoryError, InvalidRecord, NBSpawnerError, UserNotFound
+from ..ids import shown
 from .base import (
     Directory,
     UserRecord,
@@ -46,6 +47,7 @@ from .base import (
     group_fields,
     parse_int,
     parse_str,
+    quoted_exc_info,
     read_secret,
     refuse_impossible_username,
 )
@@ -133,6 +135,40 @@ class _Retryable(Exception):
     def __init__(self, message: str, timed_out: bool) -> None:
         super().__init__(message)
         self.timed_out = timed_out
+
+
+class _IPAddressTls(ldap3.Tls):
+    """ldap3's TLS for a server given by IP address (``ldaps://10.0.0.5``).
+
+    ldap3 checks the certificate's names itself, with ``ssl.match_hostname`` where Python has
+    it and else (Python 3.12+, e.g. z2jh 4.4.0's hub image) with its own backport, which
+    accepts no IP address at all: every IP-addressed server would be refused there. For an IP
+    address this class checks the certificate's IP subjectAltNames (RFC 6125: an IP address
+    matches only an IP entry, never a DNS name or the common name) right after the handshake,
+    before anything (a bind password) is sent, and tells ldap3 not to repeat the check.
+    """
+
+    def __init__(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address, **kwargs: Any) -> None:
+        # "*" makes ldap3's own name check pass; ours below replaces it
+        super().__init__(valid_names=["*"], **kwargs)
+        self.ip = ip
+
+    def wrap_socket(self, connection: Any, do_handshake: bool = False) -> None:
+        super().wrap_socket(connection, do_handshake=do_handshake)
+        sock = connection.socket
+        if not do_handshake:
+            sock.do_handshake()
+        cert = sock.getpeercert() or {}
+        names = [v for k, v in cert.get("subjectAltName", ()) if k == "IP Address"]
+        for name in names:
+            with contextlib.suppress(ValueError):
+                if ipaddress.ip_address(name.strip()) == self.ip:
+                    return
+        with contextlib.suppress(OSError):
+            sock.close()
+        raise ldap_exc.LDAPCertificateError(
+            f"certificate doesn't match {self.ip}: not among its IP addresses {names}"
+        )
 
 
 class LDAPDirectory(Directory):
@@ -329,15 +365,21 @@ class LDAPDirectory(Directory):
                         f"ldap: LDAPDirectory.ca_file ({self.ca_file}) does not exist"
                     )
                 try:
-                    ipaddress.ip_address(parts.hostname)
+                    ip = ipaddress.ip_address(parts.hostname)
                     sni = None
                 except ValueError:
+                    ip = None
                     sni = parts.hostname
-                tls = ldap3.Tls(
-                    validate=ssl.CERT_REQUIRED,
-                    ca_certs_file=self.ca_file or None,
-                    sni=sni,
-                )
+                if ip is not None:
+                    tls = _IPAddressTls(
+                        ip, validate=ssl.CERT_REQUIRED, ca_certs_file=self.ca_file or None
+                    )
+                else:
+                    tls = ldap3.Tls(
+                        validate=ssl.CERT_REQUIRED,
+                        ca_certs_file=self.ca_file or None,
+                        sni=sni,
+                    )
             port = parts.port or (636 if use_ssl else 389)
             # keyword arguments for ldap3.Server: a new Server object is made for every
             # connection, because ldap3 remembers a failed address for several seconds and
@@ -752,7 +794,7 @@ class LDAPDirectory(Directory):
         except Exception as e:
             # fail closed on anything unexpected, with the type for the admin (not the text:
             # ldap3 messages can quote server data)
-            self.log.debug("ldap: unexpected error", exc_info=True)
+            self.log.debug("ldap: unexpected error: %s", shown(e, 300), exc_info=quoted_exc_info(e))
             raise DirectoryError(f"ldap: unexpected error ({type(e).__name__})") from None
         finally:
             timer.cancel()

@@ -38,6 +38,7 @@ from .base import (
     Directory,
     UserRecord,
     group_fields,
+    one_line,
     parse_int,
     parse_str,
     parse_str_list,
@@ -73,7 +74,7 @@ def _parse_tables(
         if not isinstance(name, str):
             raise StaticFileError(f"{where}: a username key is not a string (quote it)")
         if not isinstance(attrs, Mapping):
-            raise StaticFileError(f"{where}: users.{name} must be a mapping of attributes")
+            raise StaticFileError(f"{where}: users.{name!r} must be a mapping of attributes")
         user_table[name] = attrs
     group_gids: dict[str, int] = {}
     members: dict[str, list[str]] = {}
@@ -82,12 +83,14 @@ def _parse_tables(
             raise StaticFileError(f"{where}: a group name key is not a string (quote it)")
         gid_value = spec.get("gid") if isinstance(spec, Mapping) else spec
         try:
-            group_gids[name] = parse_int(gid_value, f"groups.{name}.gid", "static")
+            group_gids[name] = parse_int(gid_value, f"groups.{name!r}.gid", "static")
         except Exception as e:  # InvalidRecord: say which group, keep the value out
-            raise StaticFileError(f"{where}: groups.{name}.gid: {getattr(e, 'kind', e)}") from None
+            raise StaticFileError(
+                f"{where}: groups.{name!r}.gid: {getattr(e, 'kind', type(e).__name__)}"
+            ) from None
         listed = spec.get("members", []) if isinstance(spec, Mapping) else []
         if not isinstance(listed, list) or not all(isinstance(m, str) for m in listed):
-            raise StaticFileError(f"{where}: groups.{name}.members must be a list of usernames")
+            raise StaticFileError(f"{where}: groups.{name!r}.members must be a list of usernames")
         for member in listed:
             members.setdefault(member, []).append(name)
     return user_table, group_gids, members
@@ -152,8 +155,9 @@ class StaticDirectory(Directory):
         except UnicodeDecodeError:
             raise StaticFileError(f"{where} is not UTF-8 text") from None
         except YAMLFileError as e:
-            # the problem names a line and a key (duplicate users), never a value
-            raise StaticFileError(str(e)) from None
+            # the problem names a line and a key (duplicate users, quoted), never a value; some
+            # parser messages span lines (an unacceptable character): kept to one
+            raise StaticFileError(one_line(str(e))) from None
         if data is None:
             data = {}
         if not isinstance(data, Mapping):

@@ -24,6 +24,7 @@ from nbspawner.directory.ldapauth import LDAPAuthStateDirectory
 from nbspawner.directory.oidc import OIDCClaimsDirectory
 from nbspawner.directory.static import StaticDirectory
 from nbspawner.errors import DirectoryError, InvalidRecord, UserNotFound
+from nbspawner.ids import shown
 from nbspawner.policy import IdentityPolicy, validate_record
 from tests.fixtures.slapd import DIRECTORY_YAML, GROUPS_DN, load_directory_data
 from tests.integration.test_directory_http import HTTP_FIELDS, TOKEN, JSONUserServer
@@ -318,3 +319,46 @@ async def test_hostile_usernames_never_get_another_users_record(name_case, usern
         return
     # the only hostile name that exists is the literal entry "a*"
     assert (username, record.username, record.uid) == ("a*", "a*", 2106)
+
+
+#: hub usernames that would forge or garble an admin's log line if written raw (issue 15, class 6)
+LOG_FORGERIES = [
+    "alice\nWARNING forged",
+    "\x1b[31m",
+    "\r",
+    "\u2028",
+    "alice\u2029",
+    "alice\x85",
+    "bob\r\n[W 2026-01-01 00:00:00.000 JupyterHub app:1] forged",
+]
+LINE_BREAKERS = ("\n", "\r", "\x1b", "\x85", "\u2028", "\u2029")
+
+
+@pytest.mark.parametrize("username", LOG_FORGERIES, ids=repr)
+async def test_forged_log_lines_stay_one_quoted_line(request, case, caplog, username):
+    """Every backend, the real LDAP server and HTTP API included: the refusal shows the name
+    quoted, every log record is one line, and LDAP and HTTP send nothing for such a name."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    http = request.getfixturevalue("contract_http_server")
+    received = len(http.received)
+    with pytest.raises(UserNotFound) as info:
+        await case.lookup(username)
+    message = info.value.log_message
+    for text in [message, str(info.value), info.value.user_message] + [
+        r.getMessage() for r in caplog.records
+    ]:
+        assert not any(c in text for c in LINE_BREAKERS), repr(text)
+        assert text.isprintable(), repr(text)
+    # quoted in full, or cut after 40 characters where the refusal uses nbspawner.ids.shown
+    assert shown(username).removesuffix("...") in message
+    assert username not in caplog.text
+    if case.name in ("ldap", "ldap-cached", "http"):
+        first_bad = next(c for c in username if not c.isprintable())
+        assert message.startswith(f"{case.source(username)}: username {shown(username)} contains ")
+        assert message.endswith(f" (U+{ord(first_bad):04X}); it was not looked up")
+    # nothing was sent for it: no HTTP request, no LDAP connection
+    assert len(http.received) == received
+    ldap = getattr(case.directory, "backend", case.directory)
+    assert getattr(ldap, "connections_opened", 0) == 0

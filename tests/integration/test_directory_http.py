@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from tornado.httpserver import HTTPServer
 
 from nbspawner.directory.http import HTTPDirectory
 from nbspawner.errors import ConfigError, DirectoryError, InvalidRecord, UserNotFound
+from nbspawner.ids import shown
 from tests.fixtures.slapd import load_directory_data, make_test_pki
 
 pytestmark = pytest.mark.integration
@@ -53,13 +55,19 @@ class JSONUserServer:
 
     Also ``/slow/<name>`` (answers after 3 s), ``/error/<name>`` (500), ``/html/<name>`` (a
     login page), ``/other/<name>`` (someone else's record), ``/huge/<name>`` (the record plus
-    3 MiB of padding). Requests must carry the bearer token.
+    3 MiB of padding), ``/canned/<name>`` (whatever ``canned`` holds, for hostile answers).
+    Requests must carry the bearer token.
+
+    ``requests`` lists (name, Authorization header) of the user requests; ``received`` the URI
+    of *every* request the server got, any path or method, recorded before it answers.
     """
 
     def __init__(self, tls: Any = None) -> None:
         self.data = load_directory_data()
         self.tls = tls
         self.requests: list[tuple[str, str | None]] = []
+        self.received: list[str] = []
+        self.canned: Any = None
         self.port = 0
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -84,7 +92,16 @@ class JSONUserServer:
     async def _main(self) -> None:
         server_self = self
 
-        class Users(tornado.web.RequestHandler):
+        class Counted(tornado.web.RequestHandler):
+            def prepare(self) -> None:
+                server_self.received.append(self.request.uri or "")
+
+        class NotFound(Counted):
+            def prepare(self) -> None:
+                super().prepare()
+                raise tornado.web.HTTPError(404)
+
+        class Users(Counted):
             async def get(self, mode: str, name: str) -> None:
                 server_self.requests.append((name, self.request.headers.get("Authorization")))
                 if self.request.headers.get("Authorization") != f"Bearer {TOKEN}":
@@ -108,6 +125,10 @@ class JSONUserServer:
                         self.write(text[i : i + (1 << 16)])
                         await self.flush()
                     return
+                if mode == "canned":
+                    self.set_header("Content-Type", "application/json")
+                    self.write(json.dumps(server_self.canned))
+                    return
                 if mode == "other":
                     name = "bob"
                 doc = user_document(name, server_self.data)
@@ -116,7 +137,10 @@ class JSONUserServer:
                 self.set_header("Content-Type", "application/json")
                 self.write(json.dumps(doc))
 
-        app = tornado.web.Application([(r"/(api|slow|error|html|other|huge)/users/([^/]+)", Users)])
+        app = tornado.web.Application(
+            [(r"/(api|slow|error|html|other|huge|canned)/users/([^/]+)", Users)],
+            default_handler_class=NotFound,
+        )
         ssl_options = None
         if self.tls is not None:
             import ssl
@@ -204,38 +228,77 @@ async def test_usernames_are_url_quoted(json_users, token_file, username):
     assert json_users.requests[-1][0] == username  # the server saw exactly the name, one segment
 
 
+DOT_SEGMENT = "is a path segment ('.' or '..') that a web server would resolve to another path"
+
+#: (name, why no user can have it): every one is refused before a URL is built
 IMPOSSIBLE_NAMES = [
-    "",
-    ".",
-    "..",
-    "a" * 257,
-    "alice\n",
-    "\nalice",
-    "al\x00ice",
-    "al\rice",
-    "al\tice",
-    "\x1b[31malice",
-    "alice\x7f",
-    "alice\x85",
-    "alice\u2028bob",
+    ("", "is empty"),
+    (".", DOT_SEGMENT),
+    ("..", DOT_SEGMENT),
+    ("\uff0e\uff0e", DOT_SEGMENT),  # fullwidth full stops: ".." to a server normalising NFKC
+    ("\u2025", DOT_SEGMENT),  # two-dot leader, the same
+    ("a" * 257, "is longer than 256 characters (257)"),
+    ("\u00e9" * 257, "is longer than 256 characters (257)"),
+    ("alice\n", "contains a control character (U+000A)"),
+    ("\nalice", "contains a control character (U+000A)"),
+    ("al\x00ice", "contains a control character (U+0000)"),
+    ("al\rice", "contains a control character (U+000D)"),
+    ("al\tice", "contains a control character (U+0009)"),
+    ("alice\r\nX-Injected: 1", "contains a control character (U+000D)"),
+    ("\x1b[31malice", "contains a control character (U+001B)"),
+    ("alice\x7f", "contains a control character (U+007F)"),
+    ("alice\x85", "contains a control character (U+0085)"),
+    ("alice\u2028bob", "contains a line separator (U+2028)"),
+    ("alice\ud800", "contains an unpaired surrogate (U+D800)"),  # not even encodable as UTF-8
 ]
 
 
-@pytest.mark.parametrize("username", IMPOSSIBLE_NAMES, ids=repr)
-async def test_impossible_names_are_refused_before_any_request(json_users, token_file, username):
-    """No request, so no bearer token, leaves the hub for a name no user can have."""
-    before = len(json_users.requests)
-    with pytest.raises(UserNotFound) as info:
-        await make_http_directory(json_users, token_file).lookup(username)
-    assert info.value.log_message == (
-        "http: username is empty, too long, '.' or '..', or contains control characters; "
-        "it was not looked up"
+@pytest.mark.parametrize(("username", "problem"), IMPOSSIBLE_NAMES, ids=repr)
+async def test_impossible_names_are_refused_before_any_request(
+    json_users, token_file, tcp_proxy, caplog, username, problem
+):
+    """No connection, no request, so no bearer token, leaves the hub for a name no user can have."""
+    proxy = tcp_proxy("127.0.0.1", json_users.port)
+    directory = HTTPDirectory(
+        url_template=f"http://127.0.0.1:{proxy.port}/api/users/{{username}}",
+        token_file=str(token_file),
+        **HTTP_FIELDS,
     )
-    assert len(json_users.requests) == before
-    # the server is up and counting: a possible name is requested
+    before = len(json_users.received)
+    with pytest.raises(UserNotFound) as info:
+        await directory.lookup(username)
+    assert info.value.log_message == (
+        f"http: username {shown(username)} {problem}; it was not looked up"
+    )
+    assert info.value.log_message.isprintable()  # one line, whatever the name holds
+    assert info.value.status == 403
+    assert proxy.connections_accepted == 0
+    assert len(json_users.received) == before
+    # the counting works: a possible name that looks alike is requested, through the same proxy
+    with pytest.raises(UserNotFound, match="answered 404 for '...': no such user"):
+        await directory.lookup("...")
+    assert proxy.connections_accepted == 1
+    assert json_users.received[before:] == ["/api/users/..."]
+    assert TOKEN not in caplog.text
+
+
+@pytest.mark.parametrize("username", ["...", ".alice", "a..", "%2e%2e", "%2E.", "..%2f"])
+async def test_names_that_only_look_like_dot_segments_are_requested_verbatim(
+    json_users, token_file, username
+):
+    before = len(json_users.received)
     with pytest.raises(UserNotFound):
-        await make_http_directory(json_users, token_file).lookup("...")
-    assert len(json_users.requests) == before + 1
+        await make_http_directory(json_users, token_file).lookup(username)
+    # one request, for exactly this name in one path segment ("%" itself quoted)
+    assert json_users.requests[-1][0] == username
+    assert len(json_users.received) == before + 1
+
+
+async def test_check_needs_no_impossible_name(json_users, token_file):
+    # the made-up user of `nbspawner check` passes the rule: the check still sends its request
+    before = len(json_users.received)
+    await make_http_directory(json_users, token_file).check()
+    assert json_users.received[before:] == ["/api/users/nbspawner-check-user"]
 
 
 async def test_wrong_token_is_a_directory_error_without_the_token(json_users, tmp_path, caplog):
@@ -357,3 +420,90 @@ def test_bounded_body_keeps_nothing_past_the_limit():
     assert body.overflow and body.chunks == []
     body.add(b"more")
     assert body.chunks == [] and body.size == 15
+
+
+#: text that would forge or garble a log line if it were written raw
+FORGED = "\nWARNING forged \x1b[31m\r\u2028\u2029\x85"
+
+
+def canned_record(**posix: Any) -> dict[str, Any]:
+    return {
+        "data": {
+            "username": "alice",
+            "posix": {"uidNumber": 2001, "gidNumber": 2000, "homeDirectory": "/home/a", **posix},
+            "groups": [],
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "expected"),
+    [
+        (
+            canned_record(uidNumber=f"2001{FORGED}"),
+            InvalidRecord,
+            f"http: uid: {shown(f'2001{FORGED}')} is not a plain decimal integer",
+        ),
+        (
+            canned_record(gidNumber=[f"{FORGED}"]),
+            InvalidRecord,
+            f"http: gid: {shown(FORGED)} is not a plain decimal integer",
+        ),
+        (
+            {"data": {**canned_record()["data"], "groups": [{"name": "g", "gid": FORGED}]}},
+            InvalidRecord,
+            f"http: posix_groups: {shown(FORGED)} is not a plain decimal integer",
+        ),
+        (
+            {"data": {**canned_record()["data"], "username": f"alice{FORGED}"}},
+            InvalidRecord,
+            "http: the answer for 'alice' names another user in HTTPDirectory.username_field "
+            "(username); refusing",
+        ),
+        (
+            {"data": FORGED},
+            DirectoryError,
+            "http: the answer for 'alice' is not a JSON object at HTTPDirectory.record_path. "
+            "Is record_path correct?",
+        ),
+    ],
+    ids=["uid", "gid", "group-gid", "username", "not-an-object"],
+)
+async def test_hostile_answers_are_quoted_on_one_line(
+    json_users, token_file, caplog, answer, error, expected
+):
+    json_users.canned = answer
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(error) as info:
+        await make_http_directory(json_users, token_file, mode="canned").lookup("alice")
+    assert info.value.log_message == expected
+    assert info.value.log_message.isprintable()
+    assert json_users.requests[-1] == ("alice", f"Bearer {TOKEN}")  # it was the server's answer
+    for record in caplog.records:
+        assert record.getMessage().isprintable()
+    assert FORGED not in caplog.text and "\nWARNING forged" not in caplog.text
+    assert TOKEN not in caplog.text
+
+
+@pytest.mark.parametrize("username", ["o'brien", 'say "hi"', "José", "a\u202eb", "<b>x</b>"])
+async def test_odd_possible_names_are_quoted_in_messages(json_users, token_file, username):
+    with pytest.raises(UserNotFound) as info:
+        await make_http_directory(json_users, token_file).lookup(username)
+    assert info.value.log_message == (
+        f"http: 127.0.0.1:{json_users.port} answered 404 for {username!r}: no such user"
+    )
+    assert info.value.log_message.isprintable()
+
+
+@pytest.mark.parametrize("mode", ["error", "api"])
+async def test_credentials_in_the_url_template_are_never_shown(json_users, token_file, mode):
+    directory = HTTPDirectory(
+        url_template=f"http://svc:s3cret-pw@127.0.0.1:{json_users.port}/{mode}/users/{{username}}",
+        token_file=str(token_file),
+        **HTTP_FIELDS,
+    )
+    with pytest.raises(DirectoryError) as info:
+        await directory.lookup("alice")
+    assert f"http: 127.0.0.1:{json_users.port} " in info.value.log_message
+    assert "s3cret" not in info.value.log_message and "svc" not in info.value.log_message
+    assert json_users.requests[-1][0] == "alice"  # the request was made, with those credentials

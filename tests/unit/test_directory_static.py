@@ -104,8 +104,8 @@ async def test_bad_edit_keeps_last_good_data_and_logs_why(users_file, caplog):
     ("text", "message"),
     [
         ("users: [alice]\n", "'users' must be a mapping"),
-        ("users: {alice: 3}\n", "users.alice must be a mapping"),
-        ("groups: {physics: {gid: lots}}\n", "groups.physics.gid"),
+        ("users: {alice: 3}\n", "users.'alice' must be a mapping"),
+        ("groups: {physics: {gid: lots}}\n", "groups.'physics'.gid: not an integer"),
         ("groups: {physics: {gid: 1, members: alice}}\n", "members must be a list"),
         ("userz: {}\n", "unknown top-level keys"),
         ("- a\n- b\n", "must contain a mapping"),
