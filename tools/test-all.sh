@@ -8,9 +8,11 @@
 #   1. apt: slapd + ldap-utils (real OpenLDAP), chromium (real browser), busybox, git, ...
 #   2. npm: configurable-http-proxy (JupyterHub's real proxy) into tools/node_modules
 #   3. Go: builds kube-apiserver + etcd once (tools/build-controlplane.sh; cached)
-#   4. two Python environments:
-#        .venv-pinned  the zero-to-jupyterhub hub image's exact versions (jupyterhub 5.5.0,
-#                      kubespawner 7.1.0, ...), taken from shared/z2jh/hub-image-requirements.txt
+#   4. three Python environments:
+#        .venv-440     the z2jh 4.4.0 release's hub image (Python 3.12, kubespawner 7.0.0), from
+#                      shared/z2jh/hub-image-requirements-4.4.0.txt
+#        .venv-pinned  the development chart's hub image (jupyterhub 5.5.0, kubespawner 7.1.0,
+#                      ...), from shared/z2jh/hub-image-requirements.txt
 #        .venv-latest  the newest releases
 #   5. ruff lint + format check, then pytest in both environments. A skipped test fails the run.
 # Needs root (apt-get, unshare -m, setpriv) on Debian/Ubuntu, Python >= 3.10, Node/npm and Go.
@@ -55,11 +57,11 @@ bash "$HERE/build-controlplane.sh"
 log "notebook environment for the end-to-end tests (plays the notebook image; cached)"
 bash "$HERE/singleuser-venv.sh"
 
-# make_venv NAME [pip args...]
+# make_venv NAME [pip args...]   (the interpreter is $VENV_PYTHON, default $PYTHON)
 make_venv() {
   local venv="$REPO/$1"; shift
   if [ ! -x "$venv/bin/python" ]; then
-    "$PYTHON" -m venv "$venv"
+    "${VENV_PYTHON:-$PYTHON}" -m venv "$venv"
   fi
   "$venv/bin/python" -m pip install -q --upgrade pip
   "$venv/bin/python" -m pip install -q "$@"
@@ -79,6 +81,26 @@ make_venv .venv-pinned -c "$CONSTRAINTS" \
 .venv-pinned/bin/python -c "import nbspawner, nbspawner.spawner; print('hub-image environment loads', nbspawner.NBSpawner)"
 .venv-pinned/bin/python -m pip install -q -c "$CONSTRAINTS" -e ".[test,docs]"
 
+log "Python environment: the z2jh 4.4.0 release's hub image (Python 3.12, kubespawner 7.0.0)"
+# the release admins run: its hub image is Python 3.12 with $Z2JH_DIR/hub-image-requirements-4.4.0.txt
+PYTHON312="${PYTHON312:-$(command -v python3.12 || true)}"
+if [ -z "$PYTHON312" ]; then
+  PYTHON312="$(ls -d /root/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -1 || true)"
+fi
+if [ -z "$PYTHON312" ] || ! "$PYTHON312" -c 'import sys; assert sys.version_info[:2] == (3, 12)'; then
+  echo "Python 3.12 not found (set PYTHON312=/path/to/python3.12): the 4.4.0 leg needs it" >&2
+  exit 2
+fi
+CONSTRAINTS_440="$REPO/.venv-440.constraints.txt"
+grep -E '^[A-Za-z0-9_.-]+==' "$Z2JH_DIR/hub-image-requirements-4.4.0.txt" \
+  | grep -vE '^(psycopg2|pycurl)==' > "$CONSTRAINTS_440"
+VENV_PYTHON="$PYTHON312" make_venv .venv-440 -c "$CONSTRAINTS_440" \
+  jupyterhub jupyterhub-kubespawner oauthenticator jupyterhub-ldapauthenticator ldap3 \
+  prometheus-client pyyaml jsonschema traitlets tornado
+.venv-440/bin/python -m pip install -q --no-deps -e .
+.venv-440/bin/python -c "import nbspawner, nbspawner.spawner, kubespawner, sys; print('4.4.0 hub environment loads', kubespawner.__version__, sys.version.split()[0])"
+.venv-440/bin/python -m pip install -q -c "$CONSTRAINTS_440" -e ".[test,docs]"
+
 log "Python environment: newest releases"
 make_venv .venv-latest --upgrade -e ".[test,docs]"
 
@@ -94,8 +116,10 @@ run_suite() {
     --junitxml="$REPO/test-artifacts/junit-$venv.xml"
 }
 mkdir -p test-artifacts
+run_suite .venv-440 "$@"
 run_suite .venv-pinned "$@"
 run_suite .venv-latest "$@"
 
 log "checking that nothing was skipped"
-"$PYTHON" "$HERE/check-no-skips.py" test-artifacts/junit-.venv-pinned.xml test-artifacts/junit-.venv-latest.xml
+"$PYTHON" "$HERE/check-no-skips.py" test-artifacts/junit-.venv-440.xml \
+  test-artifacts/junit-.venv-pinned.xml test-artifacts/junit-.venv-latest.xml
