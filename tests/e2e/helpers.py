@@ -410,7 +410,8 @@ def spawn_from_form(
     (NBSpawner's directory step must show in the event log), and wait for JupyterLab."""
     page.check(f"#profile-item-{profile}")
     if size:
-        page.select_option(f"#profile-option-{profile}--size", size)
+        # by name: kubespawner 7.0.0's form gives the select no id (7.1.0 does)
+        page.select_option(f"select[name='profile-option-{profile}--size']", size)
     page.evaluate("window.scrollTo(0, 0)")
     screenshot(page, f"{shot_prefix}profiles", docs=docs_shots)
 
