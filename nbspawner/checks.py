@@ -401,8 +401,51 @@ def _lines_for_exception(prefix: str, err: BaseException) -> str:
     return f"{prefix}: {type(err).__name__}: {err}"
 
 
-async def run_checks(hub: HubConfig) -> tuple[bool, list[str]]:
-    """Check ``hub``'s configuration, catalog and directory; return ``(ok, lines)``."""
+async def check_users(hub: HubConfig, usernames: Iterable[str], report: Report) -> None:
+    """Spawn each user as the hub would, without a cluster: look them up through the configured
+    directory, validate the record against the policy, pick their default profile and build
+    the pod. A user the hub would refuse fails with the hub's own log message."""
+    from tornado import web
+
+    from .cli import make_spawner, offline_kubeconfig
+    from .k8s import model_to_dict
+
+    for username in usernames:
+        with offline_kubeconfig():
+            spawner = make_spawner(hub, username)
+        spawner.dry_run = True
+        try:
+            await spawner.load_user_options()
+            pod = model_to_dict(await spawner.get_pod_manifest())
+        except web.HTTPError as e:
+            why = spawner.last_refusal or getattr(e, "jupyterhub_message", None) or str(e)
+            report.fail(f"user {username!r}: the hub would refuse to spawn: {why}")
+            continue
+        except Exception as e:  # noqa: BLE001 - reported, never hides the next user
+            report.fail(_lines_for_exception(f"user {username!r}: spawning crashed", e))
+            continue
+        record = spawner._nb_record
+        sel = spawner.selection
+        choice = (
+            f"image {sel.image.slug}, size {sel.size.slug if sel.size else '-'}, "
+            f"gpu {sel.gpu.slug if sel.gpu else 'none'}"
+            if sel is not None
+            else "the admin's profile_list"
+        )
+        groups = ", ".join(f"{n} {g}" for n, g in record.posix_groups) or "none"
+        containers = [c["name"] for c in pod["spec"]["containers"]]
+        init = [c["name"] for c in pod["spec"].get("initContainers") or []]
+        report.good(
+            f"user {username!r}: uid {record.uid}, gid {record.gid}, groups {groups}, home "
+            f"{record.home} (from {record.source}); default choice: {choice}; pod "
+            f"{pod['metadata']['name']} builds ({len(containers)} container(s), "
+            f"{len(init)} init container(s))"
+        )
+
+
+async def run_checks(hub: HubConfig, users: Iterable[str] = ()) -> tuple[bool, list[str]]:
+    """Check ``hub``'s configuration, catalog and directory; with ``users``, spawn each of them
+    as the hub would (no cluster); return ``(ok, lines)``."""
     report = Report()
     report.good(f"configuration: {hub.source}")
     for note in hub.notes:
@@ -434,6 +477,14 @@ async def run_checks(hub: HubConfig) -> tuple[bool, list[str]]:
         except Exception as e:  # a check must never hide the ones after it
             report.fail(_lines_for_exception(f"{step.__name__} crashed", e))
     await check_directory(spawner, config, report)
+    users = list(users)
+    if users:
+        await check_users(hub, users, report)
+    else:
+        report.warn(
+            "no user was looked up: this checked the configuration only "
+            "(add --user NAME to spawn users as the hub would)"
+        )
     return report.ok, _finish(report)
 
 

@@ -280,7 +280,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .checks import run_checks
 
     hub = _hub(args)
-    ok, lines = asyncio.run(run_checks(hub))
+    ok, lines = asyncio.run(run_checks(hub, args.user or ()))
     for line in lines:
         print(line)
     return 0 if ok else 1
@@ -348,6 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="check configuration, catalog and directory connectivity")
     add_config(p)
+    p.add_argument(
+        "--user",
+        "-u",
+        action="append",
+        metavar="NAME",
+        help="also spawn NAME as the hub would (lookup, policy, default profile, pod; no "
+        "cluster); repeatable",
+    )
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("catalog", help="image catalog tools")

@@ -491,7 +491,13 @@ class NBSpawner(KubeSpawner):
         name = super()._log_name
         return name if name.isprintable() and " " not in name else repr(name)
 
+    #: the admin's log message of the last refusal (``nbspawner check --user`` reports it)
+    last_refusal: str | None = None
+    #: this spawn's catalog choice (image, size, GPU), once check_user_options resolved it
+    selection: Any = None
+
     def _refuse(self, err: NBSpawnerError) -> web.HTTPError:
+        self.last_refusal = err.log_message
         metrics.REFUSALS.labels(reason=err.reason).inc()
         self.log.warning("Refusing to spawn %s: %s", self._log_name, err.log_message)
         return user_facing_error(err)
@@ -669,6 +675,7 @@ class NBSpawner(KubeSpawner):
         self._nb_catalog = await self.current_catalog()
         profile_list = self._nb_profile_list = await self._build_catalog_profile_list()
         selection = resolve_selection(self._nb_catalog, profile_list, self.user_options)
+        self.selection = selection
         self._nb_image_needs = selection.image.security
         self.log.info(
             "%s chose image %s, size %s, gpu %s",

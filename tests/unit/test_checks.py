@@ -326,3 +326,60 @@ async def test_config_yaml_with_a_duplicate_key_is_refused(tmp_path):
     with pytest.raises(Exception) as info:
         load_hub_config(path)
     assert "min_uid" in str(info.value) and "line" in str(info.value)
+
+
+# -- check --user: spawn users as the hub would (issue 22) ------------------------------------
+
+
+async def test_without_users_the_check_says_it_checked_configuration_only(tmp_path):
+    ok, lines = await check(tmp_path, values())
+    assert ok, lines
+    assert (
+        "WARN no user was looked up: this checked the configuration only "
+        "(add --user NAME to spawn users as the hub would)"
+    ) in lines
+
+
+@pytest.mark.parametrize(
+    "settings,expected",
+    [
+        (
+            {"home_roots": ["/nfs/homes"]},
+            "FAIL user 'alice': the hub would refuse to spawn: static: home is outside the "
+            "allowed roots (NBSpawner.home_roots)",
+        ),
+        (
+            {"min_uid": 5000},
+            "FAIL user 'alice': the hub would refuse to spawn: static: uid 2001 is outside the "
+            "allowed range 5000..4294967293 (NBSpawner.min_uid, NBSpawner.max_uid)",
+        ),
+    ],
+    ids=["home-roots-exclude-every-home", "min-uid-above-every-uid"],
+)
+async def test_check_user_fails_what_every_spawn_would_fail(tmp_path, settings, expected):
+    """These configurations pass the configuration checks, yet every spawn fails."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(values(**settings)))
+    ok, lines = await run_checks(load_hub_config(path))
+    assert ok, lines  # configuration only: nothing looks wrong
+    ok, lines = await run_checks(load_hub_config(path), ["alice"])
+    assert not ok
+    assert expected in lines, lines
+
+
+async def test_check_user_reports_identity_choice_and_pod(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(values()))
+    ok, lines = await run_checks(load_hub_config(path), ["alice", "bob", "mallory"])
+    assert not ok
+    assert (
+        "OK   user 'alice': uid 2001, gid 3001, groups gpu-users 3003, physics 3001, home "
+        "/export/home/alice (from static); default choice: image pytorch-cuda, size large, "
+        "gpu nvidia-mig-1g-10gb; pod jupyter-alice builds (1 container(s), 1 init container(s))"
+    ) in lines
+    assert any(line.startswith("OK   user 'bob': uid 2002") for line in lines)
+    assert (
+        "FAIL user 'mallory': the hub would refuse to spawn: static: user 'mallory' is not in "
+        "StaticDirectory.users or .path"
+    ) in lines
+    assert lines[-1] == "nbspawner check: 1 problem found"
