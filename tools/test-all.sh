@@ -83,11 +83,15 @@ make_venv .venv-pinned -c "$CONSTRAINTS" \
 
 log "Python environment: the z2jh 4.4.0 release's hub image (Python 3.12, kubespawner 7.0.0)"
 # the release admins run: its hub image is Python 3.12 with $Z2JH_DIR/hub-image-requirements-4.4.0.txt
-PYTHON312="${PYTHON312:-$(command -v python3.12 || true)}"
-if [ -z "$PYTHON312" ]; then
-  PYTHON312="$(ls -d /root/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -1 || true)"
+is_312() { [ -n "$1" ] && "$1" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; }
+if [ -z "${PYTHON312:-}" ]; then
+  # a pyenv shim on the PATH may not run without a selected version: try real interpreters
+  for candidate in $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12 2>/dev/null | sort -V -r) \
+      /usr/bin/python3.12 /usr/local/bin/python3.12 "$(command -v python3.12 || true)"; do
+    if is_312 "$candidate"; then PYTHON312="$candidate"; break; fi
+  done
 fi
-if [ -z "$PYTHON312" ] || ! "$PYTHON312" -c 'import sys; assert sys.version_info[:2] == (3, 12)'; then
+if ! is_312 "${PYTHON312:-}"; then
   echo "Python 3.12 not found (set PYTHON312=/path/to/python3.12): the 4.4.0 leg needs it" >&2
   exit 2
 fi
