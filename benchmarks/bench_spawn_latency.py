@@ -168,7 +168,7 @@ def common_config(cfg: Any, namespace: str) -> None:
 
 
 def nb_hub(namespace: str, directory: Path):
-    from nbspawner.cli import example_config
+    from nbspawner.offline import example_config
 
     hub = example_config()
     common_config(hub.config, namespace)
@@ -180,8 +180,8 @@ def bare_hub(namespace: str):
     from traitlets.config import Config
 
     from nbspawner.catalog import load
-    from nbspawner.cli import example_file
     from nbspawner.hubconfig import HubConfig
+    from nbspawner.offline import example_file
     from nbspawner.profiles import size_override
 
     # the same image and resources as the NBSpawner profile (the catalog's own conversion)
@@ -236,7 +236,7 @@ async def render_nbspawner_pods(hub: Any, users: list[str]) -> dict[str, Any]:
 def make_spawner(hub: Any, username: str, cls: type, user_options: dict[str, Any]):
     from types import SimpleNamespace
 
-    from nbspawner.cli import CLIUser
+    from nbspawner.offline import CLIUser
 
     user = CLIUser(name=username, id=1, url=f"/user/{username}/", groups=[], auth_state=None)
     hub_obj = SimpleNamespace(

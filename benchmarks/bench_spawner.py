@@ -37,9 +37,9 @@ import yaml
 from kubespawner import KubeSpawner
 from traitlets.config import Config
 
-from nbspawner.cli import example_file, make_spawner, offline_kubeconfig
 from nbspawner.hubconfig import HubConfig
 from nbspawner.k8s import model_to_dict
+from nbspawner.offline import example_file, make_spawner, offline_kubeconfig
 
 
 def bare_config(profile_list: list[dict]) -> HubConfig:

@@ -23,9 +23,10 @@ from traitlets import TraitError
 
 from .catalog import Catalog, load, load_data
 from .directory import directory_entry_points
-from .directory.base import UserRecord
 from .errors import CatalogError, NBSpawnerError
 from .hubconfig import HubConfig
+from .offline import make_spawner, offline_kubeconfig
+from .record import UserRecord
 
 #: how long the directory connectivity check may take in all (backends have their own timeouts)
 DIRECTORY_CHECK_TIMEOUT = 60.0
@@ -128,7 +129,6 @@ def check_spawner_class(config: Mapping[str, Any], report: Report) -> None:
 
 
 def _make_spawner(hub: HubConfig) -> Any:
-    from .cli import make_spawner, offline_kubeconfig
 
     with offline_kubeconfig():
         return make_spawner(hub, CHECK_USERNAME)
@@ -407,7 +407,6 @@ async def check_users(hub: HubConfig, usernames: Iterable[str], report: Report) 
     the pod. A user the hub would refuse fails with the hub's own log message."""
     from tornado import web
 
-    from .cli import make_spawner, offline_kubeconfig
     from .k8s import model_to_dict
 
     for username in usernames:

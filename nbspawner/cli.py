@@ -9,115 +9,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import os
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
-from importlib import resources
-from types import SimpleNamespace
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
 
+from . import offline
 from ._version import __version__
 from .errors import NBSpawnerError
 from .hubconfig import HubConfig, load_hub_config
-
-EXAMPLE_MOUNT_DIR = "/usr/local/etc/nbspawner"
-
-
-def example_file(name: str) -> str:
-    return str(resources.files("nbspawner") / "examples" / name)
-
-
-def example_config() -> HubConfig:
-    """The bundled example: a z2jh config.yaml whose extraFiles are the bundled catalog and directory."""
-    file_map = {
-        f"{EXAMPLE_MOUNT_DIR}/catalog.yaml": example_file("catalog.yaml"),
-        f"{EXAMPLE_MOUNT_DIR}/directory.yaml": example_file("directory.yaml"),
-    }
-    return load_hub_config(example_file("config.yaml"), file_map)
-
-
-@contextlib.contextmanager
-def offline_kubeconfig() -> Iterator[None]:
-    """kubespawner loads a kube config in its constructor. For dry runs outside a cluster, point it
-    at a throwaway config whose server is never contacted (nothing here makes an API call)."""
-    if os.environ.get("KUBECONFIG") or os.environ.get("KUBERNETES_SERVICE_HOST"):
-        yield
-        return
-    with tempfile.TemporaryDirectory(prefix="nbspawner-dry-run-") as tmp:
-        path = os.path.join(tmp, "kubeconfig")
-        with open(path, "w") as f:
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [{"name": "dry-run", "cluster": {"server": "https://127.0.0.1:9"}}],
-                    "users": [{"name": "dry-run", "user": {"token": "dry-run"}}],
-                    "contexts": [
-                        {"name": "dry-run", "context": {"cluster": "dry-run", "user": "dry-run"}}
-                    ],
-                    "current-context": "dry-run",
-                },
-                f,
-            )
-        # kubernetes_asyncio reads $KUBECONFIG once, at import time
-        from kubernetes_asyncio.config import kube_config
-
-        saved = kube_config.KUBE_CONFIG_DEFAULT_LOCATION
-        os.environ["KUBECONFIG"] = kube_config.KUBE_CONFIG_DEFAULT_LOCATION = path
-        try:
-            yield
-        finally:
-            os.environ.pop("KUBECONFIG", None)
-            kube_config.KUBE_CONFIG_DEFAULT_LOCATION = saved
-
-
-class CLIUser(SimpleNamespace):
-    """The minimum of a JupyterHub ``User`` a spawner needs for a dry run."""
-
-    async def get_auth_state(self) -> Any:
-        return self.auth_state
-
-
-def make_spawner(
-    hub: HubConfig,
-    username: str,
-    *,
-    groups: Sequence[str] = (),
-    auth_state: Any = None,
-    user_options: dict[str, Any] | None = None,
-    cls: type | None = None,
-    **spawner_kwargs: Any,
-):
-    """An NBSpawner (or ``cls``) configured exactly as the hub would configure it, for one user.
-
-    ``spawner_kwargs`` go to the constructor as the hub passes them (``orm_spawner`` for a named
-    server, ``api_token``, ``oauth_client_id``).
-    """
-    from .spawner import NBSpawner
-
-    cls = cls or NBSpawner
-
-    user = CLIUser(
-        name=username,
-        id=1,
-        url=f"/user/{username}/",
-        groups=[SimpleNamespace(name=g) for g in groups],
-        auth_state=auth_state,
-    )
-    hub_obj = SimpleNamespace(
-        public_host="",
-        url="http://hub:8081/hub/",
-        base_url="/hub/",
-        api_url="http://hub:8081/hub/api",
-    )
-    spawner = cls(config=hub.config, user=user, hub=hub_obj, **spawner_kwargs)
-    spawner.user_options = dict(user_options or {})
-    return spawner
+from .offline import example_config, example_file
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -130,35 +33,6 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"--option expects KEY=VALUE, got {item!r}")
         options[key] = value
     return options
-
-
-async def _lookup(hub: HubConfig, username: str) -> dict[str, Any]:
-    with offline_kubeconfig():
-        spawner = make_spawner(hub, username)
-        record = await spawner.resolve_identity()
-        return record.as_dict()
-
-
-async def _profiles(hub: HubConfig, username: str) -> list[dict[str, Any]]:
-    with offline_kubeconfig():
-        spawner = make_spawner(hub, username)
-        await spawner.resolve_identity()
-        return await spawner.user_profile_list()
-
-
-async def _render(hub: HubConfig, username: str, options: dict[str, Any]) -> dict[str, Any]:
-    from .k8s import model_to_dict
-
-    with offline_kubeconfig():
-        spawner = make_spawner(hub, username, user_options=options)
-        spawner.dry_run = True
-        await spawner.load_user_options()
-        pod = await spawner.get_pod_manifest()
-        return {
-            "record": spawner._nb_record.as_dict() if spawner._nb_record else None,
-            "pod": model_to_dict(pod),
-            "secrets": [s for s in spawner.pending_secrets],
-        }
 
 
 def _summarise_profiles(profiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -221,8 +95,8 @@ def _hub(args: argparse.Namespace) -> HubConfig:
 def cmd_preview(args: argparse.Namespace) -> int:
     hub = _hub(args)
     username = args.user
-    profiles = asyncio.run(_profiles(hub, username))
-    rendered = asyncio.run(_render(hub, username, _options(args)))
+    profiles = asyncio.run(offline.profiles(hub, username))
+    rendered = asyncio.run(offline.render(hub, username, _options(args)))
     print(f"# nbspawner {__version__} preview for user {username!r}: what the hub would create")
     print("# --- who the user is (from the directory) ---")
     print(_dump({"user": rendered["record"]}), end="")
@@ -241,14 +115,14 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 def cmd_lookup(args: argparse.Namespace) -> int:
     hub = _hub(args)
-    record = asyncio.run(_lookup(hub, args.user))
+    record = asyncio.run(offline.lookup(hub, args.user))
     print(_dump(record), end="")
     return 0
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:
     hub = _hub(args)
-    profiles = asyncio.run(_profiles(hub, args.user))
+    profiles = asyncio.run(offline.profiles(hub, args.user))
     if args.full:
         from .catalog import thaw
 
@@ -261,7 +135,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     hub = _hub(args)
-    rendered = asyncio.run(_render(hub, args.user, _options(args)))
+    rendered = asyncio.run(offline.render(hub, args.user, _options(args)))
     for s in rendered["secrets"]:
         print(_dump(s) + "---")
     print(_dump(rendered["pod"]), end="")

@@ -96,10 +96,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
 
-from .directory.base import UserRecord
 from .errors import ConfigError, InvalidRecord
 from .podpatch import PodPatch, restricted_container_security_context
 from .policy import GECOS_RE, MAX_ID, SPECIAL_IDS, check_name, check_path
+from .record import UserRecord
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 
-from .directory.base import UserRecord
 from .errors import InvalidRecord
+from .record import UserRecord
 
 #: user and group names that can appear in a passwd/group line
 NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_.-]{0,31}\Z")

@@ -45,11 +45,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .directory.base import UserRecord
 from .errors import ConfigError, InvalidRecord, StorageError
 from .paths import normalise
 from .podpatch import PodPatch, restricted_container_security_context
 from .policy import check_path, path_is_under
+from .record import UserRecord
 
 #: the settings, as the admin writes them; every admin message names one of these
 SETTING_HOME_VOLUME = "NBSpawner.home_volume"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from nbspawner.cli import example_file
+from nbspawner.offline import example_file
 from tests.fixtures.browser import new_browser_page
 from tests.fixtures.hub import run_hub
 from tests.integration.test_hub_loads import write_dry_kubeconfig

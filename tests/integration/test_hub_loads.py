@@ -6,7 +6,7 @@ import pytest
 import requests
 import yaml
 
-from nbspawner.cli import example_file
+from nbspawner.offline import example_file
 
 pytestmark = pytest.mark.integration
 

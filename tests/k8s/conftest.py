@@ -1,7 +1,7 @@
 """Helpers for the NBSpawner spawn tests against the real control plane (tests/k8s/).
 
 NBSpawner is configured like the bundled z2jh example (``nbspawner/examples/config.yaml``,
-loaded with :func:`nbspawner.cli.example_config`) with what a test cluster needs changed:
+loaded with :func:`nbspawner.offline.example_config`) with what a test cluster needs changed:
 
 - ``KubeSpawner.namespace`` is the test namespace (Pod Security "restricted" enforced);
 - the notebook command is a tiny HTTP server on ``$(POD_IP):8888`` (the kubelet stand-in
@@ -27,8 +27,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from nbspawner.cli import example_config, example_file, make_spawner
 from nbspawner.hubconfig import HubConfig
+from nbspawner.offline import example_config, example_file, make_spawner
 
 #: a minimal HTTP server: answers every GET with "pong" (no braces: kubespawner formats strings)
 HTTP_SERVER = """
@@ -95,7 +95,7 @@ def make_nb_spawner(
 ):
     """An NBSpawner (or ``cls``) for one user as the hub would create it.
 
-    Like :func:`nbspawner.cli.make_spawner`, plus a server name (named servers: several pods
+    Like :func:`nbspawner.offline.make_spawner`, plus a server name (named servers: several pods
     per user at once), an API token and an OAuth client id, as the hub passes them.
     Must be called inside a running event loop with ``KUBECONFIG`` set (the ``k8s`` fixture).
     """

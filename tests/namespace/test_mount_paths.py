@@ -26,9 +26,9 @@ from tornado import web
 from traitlets.config import Config
 
 from nbspawner import passwd
-from nbspawner.cli import example_file, make_spawner, offline_kubeconfig
 from nbspawner.hubconfig import HubConfig
 from nbspawner.k8s import model_to_dict
+from nbspawner.offline import example_file, make_spawner, offline_kubeconfig
 
 from .helpers import IMAGES, SYSTEM_PYTHON, prerequisite_problems
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from nbspawner.checks import run_checks
-from nbspawner.cli import example_config, example_file
 from nbspawner.hubconfig import load_hub_config
+from nbspawner.offline import example_config, example_file
 
 REPO = Path(__file__).resolve().parents[2]
 BAD_CATALOG = REPO / "tests" / "data" / "catalogs" / "bad-slug.yaml"

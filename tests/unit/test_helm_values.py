@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from nbspawner.cli import example_file
+from nbspawner.offline import example_file
 
 REPO = Path(__file__).resolve().parents[2]
 HELM_VALUES = sorted((REPO / "helm-values").glob("*.yaml"))
@@ -66,8 +66,8 @@ def test_validates_against_chart_schema(path, chart):
 @pytest.mark.parametrize("path", HELM_VALUES, ids=lambda p: p.name)
 def test_nbspawner_settings_load_in_a_real_spawner(path, tmp_path, monkeypatch, caplog):
     """Every hub.config key of the file is a real trait: traitlets warns about unknown ones."""
-    from nbspawner.cli import make_spawner, offline_kubeconfig
     from nbspawner.hubconfig import load_hub_config
+    from nbspawner.offline import make_spawner, offline_kubeconfig
 
     hub = load_hub_config(path)
     config = hub.config

@@ -15,8 +15,8 @@ from kubernetes_asyncio.client import models as k8s_models
 from kubespawner import KubeSpawner
 
 from nbspawner import k8s
-from nbspawner.cli import example_config, make_spawner, offline_kubeconfig
 from nbspawner.k8s import dict_to_model, model_to_dict, update_pod_model
+from nbspawner.offline import example_config, make_spawner, offline_kubeconfig
 from nbspawner.podpatch import PodPatch, apply_to_pod
 from nbspawner.security import harden_pod
 

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from traitlets.config import Config
 
 from nbspawner.catalog import NO_GPU, Catalog, load, load_data
-from nbspawner.cli import make_spawner, offline_kubeconfig
 from nbspawner.errors import ForbiddenChoice
 from nbspawner.hubconfig import HubConfig
+from nbspawner.offline import make_spawner, offline_kubeconfig
 from nbspawner.profiles import (
     ALLOWED_OVERRIDE_KEYS,
     META,

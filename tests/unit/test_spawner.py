@@ -15,9 +15,9 @@ from tornado import web
 from traitlets.config import Config
 
 from nbspawner import metrics
-from nbspawner.cli import example_config, example_file, make_spawner, offline_kubeconfig
 from nbspawner.hubconfig import HubConfig
 from nbspawner.k8s import model_to_dict
+from nbspawner.offline import example_config, example_file, make_spawner, offline_kubeconfig
 from nbspawner.security import restricted_violations
 
 
