@@ -225,7 +225,6 @@ async def render_nbspawner_pods(hub: Any, users: list[str]) -> dict[str, Any]:
     pods = {}
     for name in users:
         sp = make_spawner(hub, name, NBSpawner, PROFILE)
-        sp.dry_run = True
         await sp.load_user_options()
         pods[name] = await sp.get_pod_manifest()
         if sp.pending_secrets:

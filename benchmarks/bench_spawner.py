@@ -38,8 +38,8 @@ from kubespawner import KubeSpawner
 from traitlets.config import Config
 
 from nbspawner.hubconfig import HubConfig
-from nbspawner.k8s import model_to_dict
 from nbspawner.offline import example_file, make_spawner, offline_kubeconfig
+from nbspawner.podpatch import manifest
 
 
 def bare_config(profile_list: list[dict]) -> HubConfig:
@@ -138,13 +138,10 @@ async def measure(users: int, images: int, rounds: int, spawns: int, tmp: Path) 
         nb = [
             make_spawner(nb_config(directory, catalog), f"user{i}") for i in range(min(users, 50))
         ]
-    for s in nb:
-        s.dry_run = True
     # warm up: fill the directory cache for every user, load the catalog, build profile caches
     for i in range(users):
         with offline_kubeconfig():
             s = make_spawner(nb_config(directory, catalog), f"user{i}")
-        s.dry_run = True
         await spawn_once(s)
     # the baseline's static profile list: what NBSpawner offers these users (they share groups)
     profiles = await nb[0].user_profile_list()
@@ -156,8 +153,8 @@ async def measure(users: int, images: int, rounds: int, spawns: int, tmp: Path) 
         ]
     for s in bare + nb:
         await spawn_once(s)
-    b_pod = model_to_dict(await bare[1].get_pod_manifest())
-    n_pod = model_to_dict(await KubeSpawner.get_pod_manifest(nb[1]))
+    b_pod = manifest(await bare[1].get_pod_manifest())
+    n_pod = manifest(await KubeSpawner.get_pod_manifest(nb[1]))
     same = {
         k: b_pod["spec"]["containers"][0].get(k) == n_pod["spec"]["containers"][0].get(k)
         for k in ("image", "resources")

@@ -26,6 +26,7 @@ from .directory import directory_entry_points
 from .errors import CatalogError, NBSpawnerError
 from .hubconfig import HubConfig
 from .offline import make_spawner, offline_kubeconfig
+from .podpatch import manifest
 from .record import UserRecord
 
 #: how long the directory connectivity check may take in all (backends have their own timeouts)
@@ -407,15 +408,12 @@ async def check_users(hub: HubConfig, usernames: Iterable[str], report: Report) 
     the pod. A user the hub would refuse fails with the hub's own log message."""
     from tornado import web
 
-    from .k8s import model_to_dict
-
     for username in usernames:
         with offline_kubeconfig():
             spawner = make_spawner(hub, username)
-        spawner.dry_run = True
         try:
             await spawner.load_user_options()
-            pod = model_to_dict(await spawner.get_pod_manifest())
+            pod = manifest(await spawner.get_pod_manifest())
         except web.HTTPError as e:
             why = spawner.last_refusal or getattr(e, "jupyterhub_message", None) or str(e)
             report.fail(f"user {username!r}: the hub would refuse to spawn: {why}")
@@ -423,7 +421,7 @@ async def check_users(hub: HubConfig, usernames: Iterable[str], report: Report) 
         except Exception as e:  # noqa: BLE001 - reported, never hides the next user
             report.fail(_lines_for_exception(f"user {username!r}: spawning crashed", e))
             continue
-        record = spawner._nb_record
+        record = spawner.record
         sel = spawner.selection
         choice = (
             f"image {sel.image.slug}, size {sel.size.slug if sel.size else '-'}, "

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from .hubconfig import HubConfig, load_hub_config
+from .podpatch import manifest
 
 EXAMPLE_MOUNT_DIR = "/usr/local/etc/nbspawner"
 
@@ -117,27 +118,24 @@ def make_spawner(
 async def lookup(hub: HubConfig, username: str) -> dict[str, Any]:
     with offline_kubeconfig():
         spawner = make_spawner(hub, username)
-        record = await spawner.resolve_identity()
+        record = await spawner.resolve()
         return record.as_dict()
 
 
 async def profiles(hub: HubConfig, username: str) -> list[dict[str, Any]]:
     with offline_kubeconfig():
         spawner = make_spawner(hub, username)
-        await spawner.resolve_identity()
+        await spawner.resolve()
         return await spawner.user_profile_list()
 
 
 async def render(hub: HubConfig, username: str, options: dict[str, Any]) -> dict[str, Any]:
-    from .k8s import model_to_dict
-
     with offline_kubeconfig():
         spawner = make_spawner(hub, username, user_options=options)
-        spawner.dry_run = True
         await spawner.load_user_options()
         pod = await spawner.get_pod_manifest()
         return {
-            "record": spawner._nb_record.as_dict() if spawner._nb_record else None,
-            "pod": model_to_dict(pod),
+            "record": spawner.record.as_dict() if spawner.record else None,
+            "pod": manifest(pod),
             "secrets": [s for s in spawner.pending_secrets],
         }

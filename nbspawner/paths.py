@@ -28,6 +28,7 @@ What this does not see: symbolic links inside the image (an image whose ``/opt/x
 
 from __future__ import annotations
 
+import json
 import posixpath
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -145,13 +146,19 @@ def _containers(spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any
                 yield f"{noun.get(kind, 'container')} {container.get('name', '?')!r}", container
 
 
+def _key(entry: Any) -> str:
+    return json.dumps(entry, sort_keys=True, default=repr)
+
+
 def pod_mount_problems(pod: Mapping[str, Any], own: Iterable[Mapping[str, Any]] = ()) -> list[str]:
     """Every mount of every container in ``pod`` (a camelCase dict) that breaks the rules above.
 
-    ``own`` are the mount and volume dicts nbspawner itself added (compared by identity): they
-    may use nbspawner's volumes and the protected paths. Returns one sentence per problem.
+    ``own`` are the mount and volume dicts nbspawner itself added (compared by value): they may
+    use nbspawner's volumes and the protected paths. The spawner checks kubespawner's pod alone
+    first, so an entry equal to one of nbspawner's can only be nbspawner's. Returns one
+    sentence per problem.
     """
-    own_ids = {id(m) for m in own}
+    own_ids = {_key(m) for m in own}
     spec = pod.get("spec") if "spec" in pod else pod
     spec = spec if isinstance(spec, Mapping) else {}
     problems: list[str] = []
@@ -168,7 +175,7 @@ def pod_mount_problems(pod: Mapping[str, Any], own: Iterable[Mapping[str, Any]] 
                         f"{label}: two mounts at {norm!r} ({seen[norm]!r} and {path!r})"
                     )
                 seen.setdefault(norm, path)
-            if id(mount) in own_ids:
+            if _key(mount) in own_ids:
                 continue
             if mount.get("subPath"):
                 problem = relative_path_problem(mount["subPath"], "subPath")
@@ -186,7 +193,7 @@ def pod_mount_problems(pod: Mapping[str, Any], own: Iterable[Mapping[str, Any]] 
     for volume in spec.get("volumes") or ():
         name = volume.get("name") if isinstance(volume, Mapping) else None
         if (
-            id(volume) not in own_ids
+            _key(volume) not in own_ids
             and isinstance(name, str)
             and name.startswith(RESERVED_VOLUME_PREFIX)
         ):

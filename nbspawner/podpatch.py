@@ -1,15 +1,32 @@
-"""A plain-data description of what a feature adds to the notebook pod.
+"""nbspawner's additions to the notebook pod, and how they are applied to kubespawner's V1Pod.
 
-The pure builders (``storage.py``, ``passwd.py``) return a :class:`PodPatch` made of
-Kubernetes API dicts in camelCase, exactly as they appear in a pod manifest. Only
-``spawner.py`` turns them into kubernetes_asyncio models and applies them to the V1Pod
-that kubespawner built. Keeping them as dicts makes them easy to test and to print.
+The pure builders (``storage.py``, ``passwd.py``) return a :class:`PodPatch` of Kubernetes API
+dicts in camelCase, exactly as they appear in a manifest: easy to test and to print. The
+spawner appends them to the ``V1Pod`` kubespawner built, each turned into a model with
+kubespawner's own :func:`kubespawner.utils.get_k8s_model`, the way kubespawner turns its own
+``volumes``, ``init_containers`` and ``extra_containers`` settings into models. Nothing
+kubespawner wrote is converted or rebuilt; the identity itself reaches the pod through
+kubespawner's traits (``uid``, ``gid``, ``supplemental_gids``) before the pod is built.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from kubernetes_asyncio.client import V1Container, V1EnvVar, V1Volume, V1VolumeMount
+from kubernetes_asyncio.client.api_client import ApiClient
+from kubespawner.utils import get_k8s_model
+
+from .security import CONTAINER_KINDS, NOTEBOOK_CONTAINER, harden_pod
+
+# ApiClient() opens an HTTP session; its serializer needs none of the client's state
+_API_CLIENT = ApiClient.__new__(ApiClient)
+
+
+def manifest(model: Any) -> Any:
+    """A kubernetes_asyncio model (or a dict holding models) as the API server's camelCase JSON."""
+    return _API_CLIENT.sanitize_for_serialization(model)
 
 
 @dataclass
@@ -55,71 +72,113 @@ def restricted_container_security_context(
     }
 
 
-def notebook_container(pod: dict[str, Any]) -> dict[str, Any]:
-    """The notebook container of a kubespawner pod dict (named ``notebook``, else the first)."""
-    containers = pod["spec"]["containers"]
+def _get(obj: Any, key: str) -> Any:
+    """A field of a model or of a camelCase dict (kubespawner's lists may hold either)."""
+    if isinstance(obj, dict):
+        return obj.get(key)
+    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
+    return getattr(obj, snake, None)
+
+
+def notebook_container(pod: Any) -> Any:
+    """The notebook container of a V1Pod or a pod manifest (named ``notebook``, else the first)."""
+    spec = pod["spec"] if isinstance(pod, dict) else pod.spec
+    containers = _get(spec, "containers")
     for c in containers:
-        if c.get("name") == "notebook":
+        if _get(c, "name") == NOTEBOOK_CONTAINER:
             return c
     return containers[0]
 
 
-def apply_to_pod(pod: dict[str, Any], patch: PodPatch) -> list[str]:
-    """Apply ``patch`` to a pod manifest dict in place.
+def apply_to_pod(pod: Any, patch: PodPatch) -> list[str]:
+    """Append ``patch`` to kubespawner's ``V1Pod`` in place.
 
-    Returns a list of human-readable notes about things the patch replaced (for the admin log),
-    e.g. a z2jh home mount at the same mountPath. Our mounts win over existing ones at the same
-    path, because two mounts at one path are an API error and ours carry the user's identity.
+    Returns human-readable notes about what the patch replaced (for the admin log), e.g. a
+    z2jh home mount at the same mountPath. Our mounts win over others at the same path (two
+    mounts at one path are an API error, and ours carry the user's identity).
     """
     notes: list[str] = []
-    spec = pod["spec"]
-    volumes = spec.setdefault("volumes", [])
-    names = {v["name"] for v in volumes}
+    spec = pod.spec
+    volumes = list(spec.volumes or [])
     for v in patch.volumes:
-        if v["name"] in names:
-            volumes[:] = [x for x in volumes if x["name"] != v["name"]]
+        if any(_get(x, "name") == v["name"] for x in volumes):
+            volumes = [x for x in volumes if _get(x, "name") != v["name"]]
             notes.append(f"replaced volume {v['name']!r}")
-        volumes.append(v)
-        names.add(v["name"])
-
+        volumes.append(get_k8s_model(V1Volume, v))
+    spec.volumes = volumes
     if patch.init_containers:
-        spec.setdefault("initContainers", []).extend(patch.init_containers)
+        spec.init_containers = list(spec.init_containers or []) + [
+            get_k8s_model(V1Container, c) for c in patch.init_containers
+        ]
 
     nb = notebook_container(pod)
-    mounts = nb.setdefault("volumeMounts", [])
+    mounts = list(nb.volume_mounts or [])
     replaced_volumes: set[str] = set()
     for m in patch.volume_mounts:
-        clash = [x for x in mounts if x["mountPath"] == m["mountPath"]]
+        clash = [x for x in mounts if _get(x, "mountPath") == m["mountPath"]]
         if clash:
-            mounts[:] = [x for x in mounts if x["mountPath"] != m["mountPath"]]
-            replaced_volumes.update(x["name"] for x in clash)
-            notes.append(f"replaced the mount at {m['mountPath']} (volume {clash[0]['name']!r})")
-        mounts.append(m)
-
+            mounts = [x for x in mounts if _get(x, "mountPath") != m["mountPath"]]
+            replaced_volumes.update(_get(x, "name") for x in clash)
+            notes.append(
+                f"replaced the mount at {m['mountPath']} (volume {_get(clash[0], 'name')!r})"
+            )
+        mounts.append(get_k8s_model(V1VolumeMount, m))
+    nb.volume_mounts = mounts
     if patch.env:
-        env = [e for e in nb.get("env", []) if e.get("name") not in patch.env]
-        env.extend({"name": k, "value": v} for k, v in patch.env.items())
-        nb["env"] = env
-    if patch.working_dir is not None and not nb.get("workingDir"):
+        env = [e for e in nb.env or [] if _get(e, "name") not in patch.env]
+        env.extend(V1EnvVar(name=k, value=v) for k, v in patch.env.items())
+        nb.env = env
+    if patch.working_dir is not None and not nb.working_dir:
         # KubeSpawner.working_dir, extra_container_config or a profile's override win
-        nb["workingDir"] = patch.working_dir
+        nb.working_dir = patch.working_dir
 
     # drop only the volumes whose one mount ours replaced (e.g. a z2jh home at the same path);
     # a volume nothing mounts may be meant for modify_pod_hook, volumeDevices or a sidecar
     # a webhook injects, and is left alone
     used = {
-        m.get("name")
-        for kind in ("containers", "initContainers", "ephemeralContainers")
-        for c in spec.get(kind) or []
-        for m in c.get("volumeMounts") or []
-    } | {
-        d.get("name")
-        for kind in ("containers", "initContainers", "ephemeralContainers")
-        for c in spec.get(kind) or []
-        for d in c.get("volumeDevices") or []
+        _get(m, "name")
+        for c in _all_containers(spec)
+        for key in ("volumeMounts", "volumeDevices")
+        for m in _get(c, key) or []
     }
     orphaned = replaced_volumes - used
     if orphaned:
-        volumes[:] = [v for v in volumes if v["name"] not in orphaned]
+        spec.volumes = [v for v in spec.volumes if _get(v, "name") not in orphaned]
         notes.append(f"removed volume(s) {sorted(orphaned)} that only the replaced mount used")
     return notes
+
+
+def _all_containers(spec: Any) -> list[Any]:
+    return [
+        *(spec.init_containers or []),
+        *(spec.containers or []),
+        *(spec.ephemeral_containers or []),
+    ]
+
+
+def pin_identity(pod: Any, **identity: Any) -> None:
+    """Fill the security contexts kubespawner left unset with the user's identity and what
+    Pod Security "restricted" requires (see :func:`nbspawner.security.harden_pod`, which
+    refuses a context that contradicts the identity). Pod level and every container: the
+    notebook, nbspawner's init containers and those nbspawner did not write."""
+    spec = pod.spec
+    view: dict[str, Any] = {"securityContext": _plain(spec.security_context)}
+    owners: list[tuple[Any, dict[str, Any]]] = []
+    for kind, attr in zip(
+        CONTAINER_KINDS, ("init_containers", "containers", "ephemeral_containers"), strict=True
+    ):
+        for c in getattr(spec, attr) or []:
+            entry = {"name": c.name, "securityContext": _plain(c.security_context)}
+            view.setdefault(kind, []).append(entry)
+            owners.append((c, entry))
+    harden_pod({"spec": view}, in_place=True, **identity)
+    spec.security_context = view["securityContext"]
+    for container, entry in owners:
+        container.security_context = entry["securityContext"]
+
+
+def _plain(context: Any) -> dict[str, Any]:
+    """A security context as a camelCase dict (kubespawner writes dicts; a model is converted)."""
+    if context is None:
+        return {}
+    return context if isinstance(context, dict) else manifest(context)

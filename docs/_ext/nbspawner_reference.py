@@ -122,9 +122,10 @@ def _directory_classes() -> list[type]:
 
 def documented_settings() -> dict[str, dict[str, Any]]:
     """``{class name: {setting name: trait}}`` of everything the config reference lists."""
-    from nbspawner.spawner import NBSpawner
+    from nbspawner.settings import SpawnerSettings
 
-    out = {"NBSpawner": dict(sorted(NBSpawner.class_own_traits(config=True).items()))}
+    # NBSpawner's own settings (KubeSpawner's are documented by kubespawner)
+    out = {"NBSpawner": dict(sorted(SpawnerSettings.class_traits(config=True).items()))}
     for _, cls in _directory_classes():
         traits = {
             n: t for n, t in cls.class_traits(config=True).items() if n != "log" and n[:1] != "_"

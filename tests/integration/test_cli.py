@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from nbspawner import __version__
-from nbspawner.cli import EXAMPLE_MOUNT_DIR, example_file, main
+from nbspawner.cli import main
+from nbspawner.offline import EXAMPLE_MOUNT_DIR, example_file
 from tests.fixtures.slapd import READER_PASSWORD
 
 pytestmark = pytest.mark.integration

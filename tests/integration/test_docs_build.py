@@ -71,9 +71,13 @@ def documented_classes() -> dict[str, list[str]]:
     """Every class the configuration reference must cover, with its config trait names."""
     from importlib.metadata import entry_points
 
+    from kubespawner import KubeSpawner
+
     from nbspawner.spawner import NBSpawner
 
-    classes = {"NBSpawner": sorted(NBSpawner.class_own_traits(config=True))}
+    # the settings NBSpawner adds to KubeSpawner's
+    kube = set(KubeSpawner.class_trait_names())
+    classes = {"NBSpawner": sorted(set(NBSpawner.class_trait_names(config=True)) - kube)}
     for ep in entry_points(group="nbspawner.directories"):
         cls = ep.load()
         classes[cls.__name__] = sorted(n for n in cls.class_trait_names(config=True) if n != "log")

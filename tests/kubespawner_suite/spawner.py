@@ -141,8 +141,8 @@ class SuiteSpawner(NBSpawner):
         SuiteSpawner.instances += 1
         super().__init__(*args, **kwargs)
 
-    async def resolve_identity(self):
+    async def resolve(self):
         name = getattr(self.user, "name", None)
         if name not in SUITE_USERS:
             SuiteSpawner.unknown_users.add(repr(name))
-        return await super().resolve_identity()
+        return await super().resolve()

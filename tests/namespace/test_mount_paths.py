@@ -27,8 +27,8 @@ from traitlets.config import Config
 
 from nbspawner import passwd
 from nbspawner.hubconfig import HubConfig
-from nbspawner.k8s import model_to_dict
 from nbspawner.offline import example_file, make_spawner, offline_kubeconfig
+from nbspawner.podpatch import manifest
 
 from .helpers import IMAGES, SYSTEM_PYTHON, prerequisite_problems
 
@@ -62,9 +62,8 @@ def hub_config(**kubespawner) -> HubConfig:
 async def render(hub: HubConfig):
     with offline_kubeconfig():
         spawner = make_spawner(hub, "alice")
-    spawner.dry_run = True
     await spawner.load_user_options()
-    pod = model_to_dict(await spawner.get_pod_manifest())
+    pod = manifest(await spawner.get_pod_manifest())
     return spawner, pod
 
 
@@ -111,7 +110,7 @@ def probe(tmp_path: Path, spawner, pod: dict) -> dict:
         if volume["name"] == passwd.VOLUME_NAME:
             passwd_volume = volume["name"]
     assert passwd_volume is not None, "the pod has no passwd volume"
-    record = spawner._nb_record
+    record = spawner.record
     files = dict(
         zip(
             ("passwd", "group"),

@@ -1,35 +1,33 @@
-"""Applying feature patches to kubespawner's pod, and the model <-> dict conversion."""
+"""Applying nbspawner's additions and the user's identity to the V1Pod kubespawner builds."""
 
-from nbspawner.k8s import dict_to_model, model_to_dict
-from nbspawner.podpatch import PodPatch, apply_to_pod
+import pytest
+from kubernetes_asyncio.client import V1SecurityContext
+from kubespawner.objects import make_pod
 
-
-def kubespawner_like_pod():
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "jupyter-alice", "labels": {"component": "singleuser-server"}},
-        "spec": {
-            "containers": [
-                {
-                    "name": "notebook",
-                    "image": "quay.io/jupyter/scipy-notebook:2024-05-27",
-                    "env": [
-                        {"name": "JUPYTERHUB_USER", "value": "alice"},
-                        {"name": "HOME", "value": "/home/jovyan"},
-                    ],
-                    "volumeMounts": [{"name": "volume-alice", "mountPath": "/home/jovyan"}],
-                }
-            ],
-            "volumes": [
-                {"name": "volume-alice", "persistentVolumeClaim": {"claimName": "claim-alice"}}
-            ],
-        },
-    }
+from nbspawner.errors import UnsafePod
+from nbspawner.podpatch import PodPatch, apply_to_pod, manifest, pin_identity
 
 
-def test_patch_replaces_clashing_home_and_drops_unused_volume():
-    pod = kubespawner_like_pod()
+def kubespawner_pod(**kwargs):
+    """A pod from kubespawner's own make_pod, shaped like z2jh's default (a home PVC)."""
+    args = dict(
+        name="jupyter-alice",
+        cmd=["jupyterhub-singleuser"],
+        port=8888,
+        image="quay.io/jupyter/scipy-notebook:2024-05-27",
+        uid=2001,
+        gid=2001,
+        supplemental_gids=[100],
+        env={"JUPYTERHUB_USER": "alice", "HOME": "/home/jovyan"},
+        volumes=[{"name": "volume-alice", "persistentVolumeClaim": {"claimName": "claim-alice"}}],
+        volume_mounts=[{"name": "volume-alice", "mountPath": "/home/jovyan"}],
+    )
+    args.update(kwargs)
+    return make_pod(**args)
+
+
+def test_additions_replace_the_clashing_home_and_drop_its_volume():
+    pod = kubespawner_pod()
     patch = PodPatch(
         volumes=[{"name": "home", "persistentVolumeClaim": {"claimName": "homes"}}],
         volume_mounts=[{"name": "home", "mountPath": "/home/jovyan", "subPath": "alice"}],
@@ -38,29 +36,62 @@ def test_patch_replaces_clashing_home_and_drops_unused_volume():
         init_containers=[{"name": "nbspawner-passwd", "image": "x"}],
     )
     notes = apply_to_pod(pod, patch)
-    nb = pod["spec"]["containers"][0]
+    spec = manifest(pod)["spec"]
+    nb = spec["containers"][0]
     assert nb["volumeMounts"] == [{"name": "home", "mountPath": "/home/jovyan", "subPath": "alice"}]
-    assert [v["name"] for v in pod["spec"]["volumes"]] == ["home"]
-    assert {e["name"]: e["value"] for e in nb["env"]} == {
-        "JUPYTERHUB_USER": "alice",
-        "HOME": "/home/jovyan",
-        "NB_USER": "alice",
-    }
+    assert [v["name"] for v in spec["volumes"]] == ["home"]
+    env = {e["name"]: e["value"] for e in nb["env"]}
+    assert env["JUPYTERHUB_USER"] == "alice" and env["NB_USER"] == "alice"
     assert [e["name"] for e in nb["env"]].count("HOME") == 1
     assert nb["workingDir"] == "/home/jovyan"
-    assert pod["spec"]["initContainers"][0]["name"] == "nbspawner-passwd"
-    assert any("replaced the mount at /home/jovyan" in n for n in notes)
+    assert [c["name"] for c in spec["initContainers"]] == ["nbspawner-passwd"]
+    assert notes == [
+        "replaced the mount at /home/jovyan (volume 'volume-alice')",
+        "removed volume(s) ['volume-alice'] that only the replaced mount used",
+    ]
 
 
-def test_model_round_trip_keeps_every_field():
-    pod = kubespawner_like_pod()
-    pod["spec"]["securityContext"] = {
-        "runAsUser": 2001,
-        "supplementalGroups": [100],
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    pod["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "1", "memory": "4Gi"}}
-    model = dict_to_model(pod, "V1Pod")
-    assert model.spec.security_context.run_as_user == 2001
-    assert model.spec.containers[0].resources.limits["nvidia.com/gpu"] == "1"
-    assert model_to_dict(model) == pod
+def test_a_volume_no_container_mounts_is_kept():
+    # meant for modify_pod_hook, volumeDevices or a sidecar a webhook injects
+    pod = kubespawner_pod(volumes=[{"name": "spare", "emptyDir": {}}], volume_mounts=[])
+    apply_to_pod(pod, PodPatch(volumes=[{"name": "home", "emptyDir": {}}]))
+    assert [v["name"] for v in manifest(pod)["spec"]["volumes"]] == ["spare", "home"]
+
+
+def test_the_admins_working_dir_wins():
+    pod = kubespawner_pod(working_dir="/srv/work")
+    apply_to_pod(pod, PodPatch(working_dir="/home/alice"))
+    assert manifest(pod)["spec"]["containers"][0]["workingDir"] == "/srv/work"
+
+
+def test_identity_pinned_in_every_container_and_the_pod():
+    pod = kubespawner_pod(
+        init_containers=[{"name": "admin-init", "image": "busybox"}],
+        extra_containers=[
+            {
+                "name": "sidecar",
+                "image": "x",
+                "securityContext": V1SecurityContext(privileged=False),
+            }
+        ],
+    )
+    pin_identity(pod, uid=2001, gid=2001, supplemental_gids=[100, 3001])
+    spec = manifest(pod)["spec"]
+    assert spec["securityContext"]["runAsUser"] == 2001
+    assert spec["securityContext"]["supplementalGroups"] == [100, 3001]
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for c in spec["initContainers"] + spec["containers"]:
+        sc = c["securityContext"]
+        assert (sc["runAsUser"], sc["runAsGroup"], sc["runAsNonRoot"]) == (2001, 2001, True), c
+        assert sc["allowPrivilegeEscalation"] is False and "ALL" in sc["capabilities"]["drop"]
+
+
+def test_a_container_running_as_someone_else_is_refused():
+    pod = kubespawner_pod(
+        init_containers=[{"name": "other", "image": "x", "securityContext": {"runAsUser": 1000}}]
+    )
+    with pytest.raises(UnsafePod) as info:
+        pin_identity(pod, uid=2001, gid=2001, supplemental_gids=[])
+    assert "init container 'other' has securityContext.runAsUser 1000, not the user's 2001" in (
+        info.value.log_message
+    )

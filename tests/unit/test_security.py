@@ -6,13 +6,12 @@ import copy
 
 import kubernetes_validate
 import pytest
-from kubernetes_asyncio.client import ApiClient
 from kubespawner.objects import make_pod
 
 from nbspawner import passwd, security
 from nbspawner.directory.base import UserRecord
 from nbspawner.errors import UnsafePod
-from nbspawner.podpatch import apply_to_pod
+from nbspawner.podpatch import apply_to_pod, manifest
 
 ALICE = UserRecord(
     "alice",
@@ -25,7 +24,12 @@ ALICE = UserRecord(
 
 
 async def kubespawner_pod(**kw) -> dict:
-    """A pod as kubespawner 7 builds it, converted the way the spawner converts it."""
+    """A pod as kubespawner 7 builds it, serialised as the API server receives it."""
+    return manifest(kubespawner_model(**kw))
+
+
+def kubespawner_model(**kw):
+    """The V1Pod kubespawner 7 builds (nbspawner's additions are applied to it)."""
     args = dict(
         name="jupyter-alice",
         cmd=["jupyterhub-singleuser"],
@@ -43,8 +47,7 @@ async def kubespawner_pod(**kw) -> dict:
         volume_mounts=[{"name": "home", "mountPath": "/home/alice"}],
     )
     args.update(kw)
-    async with ApiClient() as api:
-        return api.sanitize_for_serialization(make_pod(**args))
+    return make_pod(**args)
 
 
 def hardened(pod: dict, **kw) -> dict:
@@ -86,10 +89,11 @@ async def test_harden_gives_zero_violations_and_does_not_mutate():
 
 
 async def test_pod_with_passwd_patch_and_run_volume_passes():
-    pod = await kubespawner_pod()
+    model = kubespawner_model()
     needs = {"needs_writable_run": True}
     patch = passwd.build_passwd_patch(ALICE, image="img", home="/home/alice", image_needs=needs)
-    apply_to_pod(pod, patch)
+    apply_to_pod(model, patch)
+    pod = manifest(model)
     out = hardened(
         pod, supplemental_gids=passwd.supplemental_gids(ALICE, None, needs), fs_group=12345
     )
@@ -99,11 +103,12 @@ async def test_pod_with_passwd_patch_and_run_volume_passes():
 
 
 async def test_secret_mode_pod_passes():
-    pod = await kubespawner_pod()
+    model = kubespawner_model()
     config = passwd.PasswdHookConfig(mode="secret")
     apply_to_pod(
-        pod, passwd.build_passwd_patch(ALICE, image="i", home="/h", config=config, pod_name="p")
+        model, passwd.build_passwd_patch(ALICE, image="i", home="/h", config=config, pod_name="p")
     )
+    pod = manifest(model)
     assert security.restricted_violations(hardened(pod)) == []
 
 
@@ -444,14 +449,14 @@ def test_allowed_volume_types_are_the_documented_list():
 @pytest.mark.parametrize("version", ["1.29", "1.33", "1.37"])
 @pytest.mark.parametrize("mode", ["init-container", "secret"])
 async def test_hardened_pod_and_secret_match_the_kubernetes_schema(version, mode):
-    pod = await kubespawner_pod()
+    model = kubespawner_model()
     config = passwd.PasswdHookConfig(mode=mode)
     needs = {"needs_writable_run": True}
     patch = passwd.build_passwd_patch(
         ALICE, image="img", home="/home/alice", config=config, image_needs=needs, pod_name="p"
     )
-    apply_to_pod(pod, patch)
-    out = hardened(pod, fs_group=12345)
+    apply_to_pod(model, patch)
+    out = hardened(manifest(model), fs_group=12345)
     kubernetes_validate.validate(out, version, strict=True)
     for secret in patch.secrets:
         kubernetes_validate.validate(secret, version, strict=True)

@@ -16,8 +16,8 @@ from traitlets.config import Config
 
 from nbspawner import metrics
 from nbspawner.hubconfig import HubConfig
-from nbspawner.k8s import model_to_dict
 from nbspawner.offline import example_config, example_file, make_spawner, offline_kubeconfig
+from nbspawner.podpatch import manifest
 from nbspawner.security import restricted_violations
 
 
@@ -38,9 +38,8 @@ def z2jh_config(**nbspawner: object) -> HubConfig:
 async def build(hub: HubConfig, username: str = "alice", **options):
     with offline_kubeconfig():
         spawner = make_spawner(hub, username, user_options=options)
-    spawner.dry_run = True
     await spawner.load_user_options()
-    pod = model_to_dict(await spawner.get_pod_manifest())
+    pod = manifest(await spawner.get_pod_manifest())
     return spawner, pod
 
 
@@ -258,7 +257,7 @@ async def test_forged_profile_choices_get_4xx():
 
 async def test_progress_shows_directory_step():
     spawner, _ = await build(z2jh_config())
-    messages = [e["message"] for e in spawner._nb_events]
+    messages = [e["message"] for e in spawner._events]
     assert messages[0] == "Looking you up in the directory..."
     assert messages[1].startswith("Found alice in the directory")
 
