@@ -1629,3 +1629,24 @@ class CatalogFile:
             len(catalog.gpus),
         )
         self._install(catalog, signature)
+
+
+# One watcher per catalog file: a hot reload is noticed and parsed once, not once per user.
+_WATCHED: dict[tuple[str, float], CatalogFile] = {}
+
+
+@lru_cache(maxsize=8)
+def _inline(text: str) -> Catalog:
+    return load_data(json.loads(text), source="NBSpawner.catalog")
+
+
+async def current_catalog(
+    path: str, check_interval: float, inline: Mapping[str, Any], *, logger: Any = None
+) -> Catalog:
+    """The catalog now: the file at ``path`` (hot-reloaded), else the inline one."""
+    if not path:
+        return _inline(json.dumps(inline, sort_keys=True, default=repr))
+    key = (path, check_interval)
+    if key not in _WATCHED:
+        _WATCHED[key] = CatalogFile(path, check_interval=check_interval, logger=logger)
+    return await _WATCHED[key].aget()

@@ -154,7 +154,7 @@ def check_identity_settings(spawner: Any, report: Report) -> None:
         )
     if spawner.fallback_identity:
         try:
-            record = spawner._fallback_record(CHECK_USERNAME)
+            record = spawner.fallback_record(CHECK_USERNAME)
             validate_record(record, spawner.identity_policy)
         except NBSpawnerError as e:
             report.fail(f"NBSpawner.fallback_identity: {e.log_message}")

@@ -12,6 +12,9 @@ Every error carries two messages:
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 
 class NBSpawnerError(Exception):
     """Base class of every error nbspawner raises on purpose."""
@@ -141,3 +144,39 @@ class ClusterRejected(NBSpawnerError):
 
     default_reason = "api_rejected"
     status = 403
+
+
+try:  # JupyterHub >= 6.0
+    from jupyterhub.spawner import SpawnException as _SpawnException
+except ImportError:  # JupyterHub 5.x
+    _SpawnException = None
+
+
+def user_facing_error(err: NBSpawnerError) -> Exception:
+    """The exception the hub shows the user: a short sentence, no internals (JupyterHub 6's
+    ``SpawnException``; on 5.x a ``tornado.web.HTTPError`` with ``jupyterhub_message``)."""
+    from tornado import web
+
+    if _SpawnException is not None:
+        exc = _SpawnException(
+            err.user_message,
+            reason=err.reason,
+            log_message=err.user_message,
+            status_code=err.status,
+        )
+    else:
+        exc = web.HTTPError(err.status, err.user_message, reason=err.reason)
+    exc.jupyterhub_message = err.user_message
+    return exc
+
+
+def cluster_rejected(status: int, body: Any, reason: str | None, pod_name: str) -> ClusterRejected:
+    """The API server's refusal of a pod (PodSecurity admission, quota, validation), readable."""
+    try:
+        detail = json.loads(body)["message"]
+    except (TypeError, ValueError, KeyError):
+        detail = reason or f"HTTP {status}"
+    return ClusterRejected(
+        f"the API server refused pod {pod_name} ({status}): {detail}",
+        f"The cluster refused to start your server: {detail}. Please contact your administrator.",
+    )

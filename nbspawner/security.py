@@ -43,6 +43,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .errors import UnsafePod
+from .paths import pod_mount_problems
 
 #: inline volume types the "restricted" profile allows
 ALLOWED_VOLUME_TYPES = frozenset(
@@ -416,3 +417,50 @@ def check_restricted(pod: dict[str, Any], *, allow_root_group: bool = False) -> 
         #: the individual violations, for tests and the admin CLI
         error.problems = problems  # type: ignore[attr-defined]
         raise error
+
+
+#: inline volume types each level allows beyond "restricted" (nbspawner.settings.pod_security_level)
+LEVEL_VOLUME_TYPES = {"baseline": ("nfs",), "privileged": ("nfs", "hostPath")}
+
+
+def check_pod(
+    pod: dict[str, Any],
+    patch: Any = None,
+    *,
+    level: str = "restricted",
+    pod_name: str = "",
+    allow_root_group: bool = False,
+) -> None:
+    """The read-only check of a pod manifest, raising UnsafePod with every problem.
+
+    Without ``patch`` (kubespawner's pod, before nbspawner's additions): the mount rules of
+    :func:`nbspawner.paths.pod_mount_problems`. With the ``PodPatch`` nbspawner added: the
+    mount rules again (its own mounts may use its volumes and the protected paths), then the
+    Pod Security ``level`` (``baseline`` also allows inline nfs volumes, ``privileged``
+    hostPath too; root and privileges are refused at every level).
+    """
+    own: list[Any] = []
+    if patch is not None:
+        own = [*patch.volumes, *patch.volume_mounts]
+        own += [m for c in patch.init_containers for m in c.get("volumeMounts") or ()]
+    problems = pod_mount_problems(pod, own)
+    if problems:
+        raise UnsafePod(
+            f"pod {pod_name}: " + "; ".join(problems),
+            "The selected environment mounts a volume where it is not allowed. "
+            "Please contact your administrator.",
+            reason="unsafe_mount",
+        )
+    if patch is None:
+        return
+    allowed = LEVEL_VOLUME_TYPES.get(level, ())
+    problems = [
+        p
+        for p in restricted_violations(pod, allow_root_group=allow_root_group)
+        if not (p.startswith("volume ") and any(f"type {t!r}" in p for t in allowed))
+    ]
+    if problems:
+        raise UnsafePod(
+            f"pod {pod_name} would not pass Pod Security {level!r} "
+            "(NBSpawner.pod_security_level): " + "; ".join(problems)
+        )

@@ -9,6 +9,8 @@ needed: they are cheap, and nothing can go stale.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from typing import Any
 
 from jupyterhub.traitlets import EntryPointType
@@ -27,6 +29,7 @@ from .policy import (
     SPECIAL_IDS,
     IdentityPolicy,
 )
+from .record import UserRecord
 from .storage import HomeVolume, StorageConfig
 
 
@@ -314,6 +317,20 @@ class SpawnerSettings(HasTraits):
         return proposal["value"]
 
     # ------------------------------------------------------------------ assembled settings
+    def fallback_record(self, username: str) -> UserRecord:
+        fb = self.fallback_identity  # its keys and ids were checked when it was set
+        return UserRecord(
+            username=username,
+            uid=int(fb["uid"]),
+            gid=int(fb["gid"]),
+            home=str(fb["home"]).replace("{username}", username),
+            groups=tuple(fb.get("groups", ())),
+            supplemental_gids=tuple(int(g) for g in fb.get("supplemental_gids", ())),
+            gecos=str(fb.get("gecos", "")),
+            shell=str(fb.get("shell", "/bin/bash")),
+            source="fallback",
+        )
+
     @property
     def identity_policy(self) -> IdentityPolicy:
         return IdentityPolicy(
@@ -336,13 +353,31 @@ class SpawnerSettings(HasTraits):
             seed_home_from=self.seed_home_from,
         )
 
-    def passwd_settings(self, admin_gids: tuple[int, ...] = ()) -> passwd.PasswdHookConfig:
+    #: the admin's KubeSpawner.supplemental_gids, as configured (the spawner keeps them)
+    admin_gids: tuple[int, ...] = ()
+
+    @property
+    def passwd_config(self) -> passwd.PasswdHookConfig:
         return passwd.PasswdHookConfig(
             enabled=self.passwd_hook != "off",
             mode="secret" if self.passwd_hook == "secret" else "init-container",
             shell=self.passwd_shell or None,
             default_groups=tuple((str(n), int(g)) for n, g in self.default_groups.items()),
-            extra_gids=admin_gids,
+            extra_gids=self.admin_gids,
             allow_gid_zero=self.allow_gid_zero,
             image_pull_policy=self.image_pull_policy,
         )
+
+    def access_groups(self, record: UserRecord) -> frozenset[str]:
+        groups: set[str] = set()
+        if self.access_groups_from in ("directory", "both"):
+            groups.update(record.groups)
+        if self.access_groups_from in ("hub", "both"):
+            groups.update(g.name for g in getattr(self.user, "groups", ()) or ())
+        return frozenset(groups)
+
+    async def _auth_state(self) -> Mapping[str, Any] | None:
+        state = getattr(self.user, "get_auth_state", lambda: None)()
+        if inspect.isawaitable(state):
+            state = await state
+        return state if isinstance(state, Mapping) else None

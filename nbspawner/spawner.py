@@ -8,9 +8,8 @@ A spawn flows one way::
     additions = self.additions(record, pod)              # home, data shares, passwd hook
     check(pod)                                           # read-only: mounts, Pod Security
 
-The spawner keeps only this spawn's :attr:`record` and :attr:`selection`. The settings are in
-:mod:`nbspawner.settings`; the work is done by pure modules (``policy``, ``profiles``,
-``storage``, ``passwd``, ``security``, ``podpatch``) and the directory backends.
+The spawner keeps only this spawn's :attr:`record` and :attr:`selection`; its settings are in
+:mod:`nbspawner.settings`, the work in pure modules and the directory backends.
 
 The z2jh chart sets ``KubeSpawner.profile_list = []`` and ``KubeSpawner.uid = 1000``; config on
 the parent class beats defaults of a subclass, so the catalog is installed in ``__init__`` (only
@@ -20,12 +19,7 @@ when the admin has not set a profile list) and uid/gid are set at spawn time.
 from __future__ import annotations
 
 import asyncio
-import functools
-import hashlib
-import inspect
-import json
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from jupyterhub.utils import maybe_future
@@ -35,51 +29,17 @@ from tornado import web
 from traitlets import TraitError
 
 from . import metrics, passwd, security
-from .catalog import Catalog, CatalogFile, load_data
-from .directory.cache import CachedDirectory
-from .errors import ClusterRejected, ConfigError, NBSpawnerError, UnsafePod, UserNotFound
+from .catalog import Catalog, current_catalog
+from .directory.cache import CachedDirectory, shared_directory
+from .errors import ConfigError, NBSpawnerError, UserNotFound, cluster_rejected, user_facing_error
 from .ids import shown
-from .paths import pod_mount_problems
 from .podpatch import PodPatch, apply_to_pod, manifest, pin_identity
 from .policy import validate_record
 from .profiles import Selection, build_profile_list, resolve_selection
 from .record import UserRecord
+from .secrets import create_secrets, delete_secret
 from .settings import SpawnerSettings
 from .storage import build_storage, check_pod_conflicts
-
-try:  # JupyterHub >= 6.0
-    from jupyterhub.spawner import SpawnException as _SpawnException
-except ImportError:  # JupyterHub 5.x
-    _SpawnException = None
-
-
-def user_facing_error(err: NBSpawnerError) -> web.HTTPError:
-    """The exception the hub shows the user: a short sentence, no internals (JupyterHub 6's
-    ``SpawnException``; on 5.x a ``tornado.web.HTTPError`` with ``jupyterhub_message``)."""
-    if _SpawnException is not None:
-        exc = _SpawnException(
-            err.user_message,
-            reason=err.reason,
-            log_message=err.user_message,
-            status_code=err.status,
-        )
-    else:
-        exc = web.HTTPError(err.status, err.user_message, reason=err.reason)
-    exc.jupyterhub_message = err.user_message
-    return exc
-
-
-# One directory (its cache and connection pool) per hub, shared by every spawner. The key is
-# the directory's configuration, so that tests and tools running several configurations in
-# one process each get their own.
-_DIRECTORIES: dict[str, CachedDirectory] = {}
-# One watcher per catalog file: a hot reload is noticed and parsed once, not once per user.
-_CATALOG_FILES: dict[tuple[str, float], CatalogFile] = {}
-
-
-@functools.lru_cache(maxsize=8)
-def _inline_catalog(text: str) -> Catalog:
-    return load_data(json.loads(text), source="NBSpawner.catalog")
 
 
 class NBSpawner(SpawnerSettings, KubeSpawner):
@@ -100,14 +60,10 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
         #: the admin's KubeSpawner.supplemental_gids: every user gets them besides the
         #: directory's groups (a profile's override is ignored, with a warning)
         gids = self.supplemental_gids
-        self._admin_gids = tuple(gids) if isinstance(gids, (list, tuple)) else ()
+        self.admin_gids = tuple(gids) if isinstance(gids, (list, tuple)) else ()
         # z2jh always sets profile_list = [] on KubeSpawner, which beats any default of ours
         if not self.profile_list and (self.catalog_file or self.catalog):
             self.profile_list = self._catalog_profile_list
-
-    @property
-    def passwd_config(self) -> passwd.PasswdHookConfig:
-        return self.passwd_settings(self._admin_gids)
 
     @property
     def _log_name(self) -> str:
@@ -125,23 +81,13 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
     # ------------------------------------------------------------------ 1. who the user is
     def shared_directory(self) -> CachedDirectory:
         """The hub-wide cached directory for this configuration (created on first use)."""
-        names = [k.__name__ for k in self.directory_class.mro()]
-        section = {name: self.config[name] for name in names if name in self.config}
-        ttls = [self.directory_cache_ttl, self.directory_negative_cache_ttl]
-        blob = json.dumps(
-            [self.directory_class.__qualname__, section, ttls, self.directory_cache_size],
-            sort_keys=True,
-            default=repr,
+        return shared_directory(
+            self.directory_class,
+            self,
+            ttl=self.directory_cache_ttl,
+            negative_ttl=self.directory_negative_cache_ttl,
+            max_size=self.directory_cache_size,
         )
-        key = f"{self.directory_class.__module__}:{hashlib.sha256(blob.encode()).hexdigest()}"
-        if key not in _DIRECTORIES:
-            _DIRECTORIES[key] = CachedDirectory(
-                self.directory_class(parent=self, log=self.log),
-                ttl=self.directory_cache_ttl,
-                negative_ttl=self.directory_negative_cache_ttl,
-                max_size=self.directory_cache_size,
-            )
-        return _DIRECTORIES[key]
 
     async def resolve(self) -> UserRecord:
         """Look the user up (through the cache) and validate the record against the policy:
@@ -157,7 +103,7 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
             except UserNotFound:
                 if not self.fallback_identity:
                     raise
-                record = self._fallback_record(username)
+                record = self.fallback_record(username)
                 self.log.warning(
                     "%r is not in the directory; using NBSpawner.fallback_identity", username
                 )
@@ -165,48 +111,15 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
         except NBSpawnerError as err:
             raise self._refuse(err) from None
 
-    async def _auth_state(self) -> Mapping[str, Any] | None:
-        state = getattr(self.user, "get_auth_state", lambda: None)()
-        if inspect.isawaitable(state):
-            state = await state
-        return state if isinstance(state, Mapping) else None
-
-    def _fallback_record(self, username: str) -> UserRecord:
-        fb = self.fallback_identity  # its keys and ids were checked when it was set
-        return UserRecord(
-            username=username,
-            uid=int(fb["uid"]),
-            gid=int(fb["gid"]),
-            home=str(fb["home"]).replace("{username}", username),
-            groups=tuple(fb.get("groups", ())),
-            supplemental_gids=tuple(int(g) for g in fb.get("supplemental_gids", ())),
-            gecos=str(fb.get("gecos", "")),
-            shell=str(fb.get("shell", "/bin/bash")),
-            source="fallback",
-        )
-
-    def access_groups(self, record: UserRecord) -> frozenset[str]:
-        groups: set[str] = set()
-        if self.access_groups_from in ("directory", "both"):
-            groups.update(record.groups)
-        if self.access_groups_from in ("hub", "both"):
-            groups.update(g.name for g in getattr(self.user, "groups", ()) or ())
-        return frozenset(groups)
-
     # ------------------------------------------------------------------ 2. what they may run
     def uses_catalog(self) -> bool:
         return self.profile_list == self._catalog_profile_list
 
     async def current_catalog(self) -> Catalog:
         """The catalog now (reloaded if the file changed). CatalogError if none can be loaded."""
-        if not self.catalog_file:
-            return _inline_catalog(json.dumps(self.catalog, sort_keys=True, default=repr))
-        key = (self.catalog_file, self.catalog_check_interval)
-        if key not in _CATALOG_FILES:
-            _CATALOG_FILES[key] = CatalogFile(
-                self.catalog_file, check_interval=self.catalog_check_interval, logger=self.log
-            )
-        return await _CATALOG_FILES[key].aget()
+        return await current_catalog(
+            self.catalog_file, self.catalog_check_interval, self.catalog, logger=self.log
+        )
 
     async def _catalog_profile_list(self, spawner: Any = None) -> list[dict[str, Any]]:
         """kubespawner's callable ``profile_list``: the catalog filtered by the user's groups.
@@ -272,7 +185,7 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
             try:
                 if self.uses_catalog():
                     self.selection = await self.select(record)
-                self.supplemental_gids = list(self._admin_gids)  # a profile may override it
+                self.supplemental_gids = list(self.admin_gids)  # a profile may override it
                 await super().load_user_options()
                 self.apply_identity(record)
             except NBSpawnerError as err:
@@ -287,13 +200,13 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
         """The identity into kubespawner's own traits, *after* the profile was applied, so no
         profile override can change it."""
         chosen = self.supplemental_gids
-        if self._admin_gids:
+        if self.admin_gids:
             self.log.info(
                 "%s gets KubeSpawner.supplemental_gids %s besides the directory's groups",
                 self._log_name,
-                list(self._admin_gids),
+                list(self.admin_gids),
             )
-        if isinstance(chosen, (list, tuple)) and list(chosen) != list(self._admin_gids):
+        if isinstance(chosen, (list, tuple)) and list(chosen) != list(self.admin_gids):
             self.log.warning(
                 "%s: a profile's supplemental_gids %s are ignored: groups come from the directory "
                 "(and KubeSpawner.supplemental_gids, NBSpawner.default_groups)",
@@ -311,20 +224,14 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
         record = self.record or await self.resolve()
         pod = await super().get_pod_manifest()
         try:
-            self.check_mounts(manifest(pod))  # kubespawner's pod first: a readable cause
+            self.check(manifest(pod))  # kubespawner's pod first: a readable cause
             additions = self.additions(record, manifest(pod))
             for note in apply_to_pod(pod, additions):
                 self.log.info("nbspawner pod %s: %s", self.pod_name, note)
             gids = passwd.supplemental_gids(record, self.passwd_config, self._image_needs())
             root_group = 0 in gids or record.gid == 0
-            pin_identity(
-                pod,
-                uid=record.uid,
-                gid=record.gid,
-                supplemental_gids=gids,
-                fs_group=self.fs_gid,
-                allow_root_group=root_group,
-            )
+            identity = {"uid": record.uid, "gid": record.gid, "supplemental_gids": gids}
+            pin_identity(pod, **identity, fs_group=self.fs_gid, allow_root_group=root_group)
             self.check(manifest(pod), additions, allow_root_group=root_group)
         except NBSpawnerError as err:
             raise self._refuse(err) from None
@@ -360,92 +267,34 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
             )
         return patch
 
-    def check_mounts(self, pod: dict[str, Any], patch: PodPatch | None = None) -> None:
-        """Refuse mounts over protected files or system trees, of nbspawner's own volumes by
-        anything else, and two mounts at one path (see nbspawner.paths), in every container."""
-        own: list[Any] = []
-        if patch is not None:
-            own = [*patch.volumes, *patch.volume_mounts]
-            own += [m for c in patch.init_containers for m in c.get("volumeMounts") or ()]
-        problems = pod_mount_problems(pod, own)
-        if problems:
-            raise UnsafePod(
-                f"pod {self.pod_name}: " + "; ".join(problems),
-                "The selected environment mounts a volume where it is not allowed. "
-                "Please contact your administrator.",
-                reason="unsafe_mount",
-            )
-
-    def check(self, pod: dict[str, Any], patch: PodPatch, *, allow_root_group: bool) -> None:
-        """The one read-only check of the finished pod: mounts, then the configured Pod Security
-        level (``baseline`` also allows inline nfs volumes, ``privileged`` hostPath too)."""
-        self.check_mounts(pod, patch)
-        allowed = {"baseline": ("nfs",), "privileged": ("nfs", "hostPath")}.get(
-            self.pod_security_level, ()
-        )
-        problems = [
-            p
-            for p in security.restricted_violations(pod, allow_root_group=allow_root_group)
-            if not (p.startswith("volume ") and any(f"type {t!r}" in p for t in allowed))
-        ]
-        if problems:
-            raise UnsafePod(
-                f"pod {self.pod_name} would not pass Pod Security {self.pod_security_level!r} "
-                "(NBSpawner.pod_security_level): " + "; ".join(problems)
-            )
+    def check(self, pod: dict[str, Any], patch: PodPatch | None = None, **kw: Any) -> None:
+        """Refuse unsafe mounts (kubespawner's pod alone: no ``patch``); with nbspawner's
+        additions, the finished pod against the configured Pod Security level too."""
+        security.check_pod(pod, patch, level=self.pod_security_level, pod_name=self.pod_name, **kw)
 
     # ------------------------------------------------------------------ the passwd Secret
-    async def _create_secrets(self, secrets: list[dict[str, Any]]) -> None:
-        """Create the pod's Secrets, replacing leftovers (z2jh's hub Role can create and delete
-        Secrets but not update them, and ours are immutable anyway)."""
-        for secret in secrets:
-            name = secret["metadata"]["name"]
-            try:
-                await self.api.create_namespaced_secret(self.namespace, secret)
-            except ApiException as e:
-                if e.status != 409:
-                    raise
-                self.log.info("Replacing leftover Secret %s of %s", name, self._log_name)
-                try:
-                    await self.api.delete_namespaced_secret(name, self.namespace)
-                except ApiException as e2:
-                    if e2.status != 404:
-                        raise
-                await self.api.create_namespaced_secret(self.namespace, secret)
-            self.log.info("Created Secret %s for %s", name, self._log_name)
-
     async def _make_create_pod_request(self, pod, request_timeout):
         # kubespawner's pod POST (retried after stopping a pod of the same name, which deletes
         # our Secret): the Secrets are ensured before every attempt. An API server refusing the
         # pod (PodSecurity admission, quota, validation) becomes a readable error.
         if self.pending_secrets:
-            await self._create_secrets(self.pending_secrets)
+            await create_secrets(
+                self.api, self.namespace, self.pending_secrets, self.log, self._log_name
+            )
         try:
             return await super()._make_create_pod_request(pod, request_timeout)
         except ApiException as e:
             if e.status not in (400, 403, 422):
                 raise
-            try:
-                detail = json.loads(e.body)["message"]
-            except (TypeError, ValueError, KeyError):
-                detail = e.reason or f"HTTP {e.status}"
             raise self._refuse(
-                ClusterRejected(
-                    f"the API server refused pod {self.pod_name} ({e.status}): {detail}",
-                    f"The cluster refused to start your server: {detail}. Please contact your administrator.",
-                )
+                cluster_rejected(e.status, e.body, e.reason, self.pod_name)
             ) from None
 
     async def stop(self, now: bool = False) -> None:
         await super().stop(now=now)
         if self.passwd_hook == "secret" or self.pending_secrets:
             name = passwd.secret_name(self.pod_name)
-            try:
-                await self.api.delete_namespaced_secret(name, self.namespace)
-                self.log.info("Deleted Secret %s of %s", name, self._log_name)
-            except ApiException as e:
-                if e.status != 404:
-                    self.log.warning("Could not delete Secret %s: %s", name, e.reason)
+            await delete_secret(self.api, self.namespace, name, self.log, self._log_name)
 
 
-__all__ = ["NBSpawner", "user_facing_error"]
+__all__ = ["NBSpawner"]

@@ -20,6 +20,8 @@ under the 50 µs target; an entry costs well under 2 KiB (see ``benchmarks/bench
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -196,3 +198,29 @@ class CachedDirectory:
 
     async def close(self) -> None:
         await self.backend.close()
+
+
+# One directory (its cache and connection pool) per hub, shared by every spawner. The key is
+# the directory's configuration, so that tests and tools running several configurations in one
+# process each get their own.
+_SHARED: dict[str, CachedDirectory] = {}
+
+
+def shared_directory(
+    cls: type[Directory], parent: Any, *, ttl: float, negative_ttl: float, max_size: int
+) -> CachedDirectory:
+    """The one cached ``cls`` for ``parent``'s configuration (created on first use)."""
+    names = [k.__name__ for k in cls.mro()]
+    section = {name: parent.config[name] for name in names if name in parent.config}
+    blob = json.dumps(
+        [cls.__module__, cls.__qualname__, section, ttl, negative_ttl, max_size],
+        sort_keys=True,
+        default=repr,
+    )
+    key = hashlib.sha256(blob.encode()).hexdigest()
+    if key not in _SHARED:
+        backend = cls(parent=parent, log=parent.log)
+        _SHARED[key] = CachedDirectory(
+            backend, ttl=ttl, negative_ttl=negative_ttl, max_size=max_size
+        )
+    return _SHARED[key]
