@@ -38,6 +38,7 @@ from decimal import Decimal, InvalidOperation
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import jsonschema
@@ -117,74 +118,22 @@ SCHEMA_RESOURCE = "schemas/catalog.schema.json"
 # ---------------------------------------------------------------------------
 
 
-def _readonly(*_args: Any, **_kwargs: Any) -> Any:
-    raise TypeError("catalog data is read-only; use nbspawner.catalog.thaw() for a mutable copy")
-
-
-class FrozenDict(dict):
-    """A ``dict`` that refuses mutation.
-
-    Catalog data and the cached profile lists are shared between users, so an accidental
-    ``profile["default"] = True`` must fail loudly instead of changing everyone's form.
-    Being immutable, it is its own deep copy (as a tuple is): kubespawner deep-copies the
-    profile list on every spawn and form render, which then costs nothing however large the
-    catalog. :func:`thaw` makes a plain, mutable copy. ``setdefault`` of a key that is present
-    only reads it (kubespawner calls it on every profile option).
-    """
-
-    __slots__ = ()
-    __setitem__ = __delitem__ = _readonly
-    clear = pop = popitem = update = __ior__ = _readonly
-
-    def setdefault(self, key: Any, default: Any = None) -> Any:
-        if key in self:
-            return self[key]
-        return _readonly()
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenDict:
-        return self
-
-    def __copy__(self) -> dict[str, Any]:
-        return dict(self)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (FrozenDict, (dict(self),))
-
-
-class FrozenList(list):
-    """A ``list`` that refuses mutation; its own deep copy (see :class:`FrozenDict`)."""
-
-    __slots__ = ()
-    __setitem__ = __delitem__ = __iadd__ = __imul__ = _readonly
-    append = extend = insert = pop = remove = clear = sort = reverse = _readonly
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenList:
-        return self
-
-    def __copy__(self) -> list[Any]:
-        return list(self)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (FrozenList, (list(self),))
-
-
-def freeze(value: Any) -> Any:
-    """Deep-convert dicts and lists to :class:`FrozenDict` / :class:`FrozenList`."""
-    if isinstance(value, FrozenList):
-        return value  # already read-only (including subclasses with behaviour)
+def _frozen(value: Any) -> Any:
+    """YAML data made read-only (the catalog is shared by every spawner of the hub): mappings
+    become ``MappingProxyType``, lists tuples. :func:`plain` gives a mutable copy."""
     if isinstance(value, Mapping):
-        return FrozenDict((k, freeze(v)) for k, v in value.items())
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
-        return FrozenList(freeze(v) for v in value)
+        return tuple(_frozen(v) for v in value)
     return value
 
 
-def thaw(value: Any) -> Any:
-    """Deep-convert to plain, mutable dicts and lists (JSON-like data)."""
+def plain(value: Any) -> Any:
+    """A mutable deep copy of catalog data as plain dicts and lists (what kubespawner gets)."""
     if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [thaw(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -219,7 +168,7 @@ class Image:
     display_name: str
     image: str
     description: str = ""
-    labels: Mapping[str, str] = field(default_factory=lambda: FrozenDict())
+    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     hidden: bool = False
     deprecated: bool = False
     deprecation_message: str = ""
@@ -228,7 +177,7 @@ class Image:
     default_url: str | None = None
     #: the container command for ``ide: command``; None keeps the spawner's own
     cmd: tuple[str, ...] | None = None
-    env: Mapping[str, str] = field(default_factory=lambda: FrozenDict())
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     volumes: tuple[Mapping[str, Any], ...] = ()
     volume_mounts: tuple[Mapping[str, Any], ...] = ()
     #: None: everyone
@@ -268,7 +217,7 @@ class GPU:
     resource: str
     count: int = 1
     description: str = ""
-    node_selector: Mapping[str, str] = field(default_factory=lambda: FrozenDict())
+    node_selector: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     tolerations: tuple[Mapping[str, Any], ...] = ()
     allowed_groups: frozenset[str] | None = None
 
@@ -320,8 +269,6 @@ class Catalog:
     warnings: tuple[tuple[str, str], ...] = ()
     #: where it came from (a path or ``<inline>``), for log messages
     source: str = "<inline>"
-    #: per-catalog caches filled by :mod:`nbspawner.profiles` (built profile lists...)
-    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_images", {i.slug: i for i in self.images})
@@ -1335,16 +1282,16 @@ def _build(
                 display_name=entry["display_name"],
                 image=entry["image"],
                 description=entry.get("description", ""),
-                labels=freeze(entry.get("labels", {})),
+                labels=_frozen(entry.get("labels", {})),
                 hidden=entry.get("hidden", False),
                 deprecated=bool(deprecated),
                 deprecation_message=deprecated if isinstance(deprecated, str) else "",
                 ide=ide,
                 default_url=entry.get("default_url", IDE_DEFAULT_URLS[ide]),
                 cmd=tuple(entry["cmd"]) if entry.get("cmd") else None,
-                env=freeze(entry.get("env", {})),
-                volumes=tuple(freeze(v) for v in entry.get("volumes", [])),
-                volume_mounts=tuple(freeze(m) for m in entry.get("volume_mounts", [])),
+                env=_frozen(entry.get("env", {})),
+                volumes=tuple(_frozen(v) for v in entry.get("volumes", [])),
+                volume_mounts=tuple(_frozen(m) for m in entry.get("volume_mounts", [])),
                 allowed_groups=_groups(entry.get("allowed_groups")),
                 sizes=tuple(entry["sizes"]) if entry.get("sizes") is not None else None,
                 gpus=tuple(entry["gpus"]) if entry.get("gpus") is not None else None,
@@ -1383,8 +1330,8 @@ def _build(
             resource=e["resource"],
             count=e.get("count", 1),
             description=e.get("description", ""),
-            node_selector=freeze(e.get("node_selector", {})),
-            tolerations=tuple(freeze(t) for t in e.get("tolerations", [])),
+            node_selector=_frozen(e.get("node_selector", {})),
+            tolerations=tuple(_frozen(t) for t in e.get("tolerations", [])),
             allowed_groups=_groups(e.get("allowed_groups")),
         )
         for e in data.get("gpus", [])

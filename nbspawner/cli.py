@@ -124,10 +124,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     hub = _hub(args)
     profiles = asyncio.run(offline.profiles(hub, args.user))
     if args.full:
-        from .catalog import thaw
-
-        # the catalog's profile dicts are read-only FrozenDicts, which YAML's SafeDumper refuses
-        print(_dump(thaw(profiles)), end="")
+        print(_dump(profiles), end="")
     else:
         print(_dump(_summarise_profiles(profiles)), end="")
     return 0

@@ -16,15 +16,10 @@ What the overrides may contain is a fixed list (:data:`ALLOWED_OVERRIDE_KEYS`): 
 GPU limits, node selector, tolerations, environment, default_url, cmd and the catalog's safe
 volumes. Never uid, gid, privileged, run_as_*, security contexts or host volumes.
 
-Speed: a user's list is built once per catalog load and group set (the groups that matter are
-those the catalog names) and kept in a per-catalog LRU, so a spawn costs a set intersection, a
-dict lookup and a list copy. Cached lists are tuples of references to profile dicts shared by
-every user who gets the same profile (same choices and default), which keeps the cache small. The cached dicts are read-only (:class:`~nbspawner.catalog.FrozenDict`)
-and their own deep copies, so kubespawner's ``copy.deepcopy(profile_list)`` (on every spawn and
-form render, in ``_get_initialized_profile_list``) is nearly free and cannot corrupt the cache.
-That works because the lists already hold everything kubespawner 7.1 would otherwise add in
-place: a slug on every profile, one default profile, one default choice per option and
-``unlisted_choice: {enabled: false}``. Use :func:`~nbspawner.catalog.thaw` for a mutable copy.
+A user's list is built anew for every spawn and form render from the (immutable) catalog:
+plain dicts, which kubespawner may deep-copy and change as it likes. The lists hold everything
+kubespawner 7.1 would otherwise add in place: a slug on every profile, one default profile, one
+default choice per option and ``unlisted_choice: {enabled: false}``.
 
 List-valued overrides are callables kubespawner calls with the spawner (:class:`ListOverride`,
 for ``cmd``). Volumes, volume mounts and tolerations are :class:`MergeList` objects:
@@ -38,7 +33,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -49,12 +43,9 @@ from .catalog import (
     NO_GPU,
     Catalog,
     Combination,
-    FrozenDict,
-    FrozenList,
     Image,
     Size,
-    freeze,
-    thaw,
+    plain,
 )
 from .errors import ForbiddenChoice
 
@@ -81,12 +72,7 @@ ALLOWED_OVERRIDE_KEYS = frozenset(
         "tolerations",
     }
 )
-#: how many group sets' profile lists each catalog keeps
-CACHE_SIZE = 2048
-#: bound on the shared profile/option dicts per catalog (cleared, not evicted, when exceeded)
-MEMO_SIZE = 100_000
 NO_GPU_DISPLAY_NAME = "No GPU"
-_NO_UNLISTED_CHOICE = FrozenDict({"enabled": False})
 
 _SLUG_RE = re.compile(r"\A[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 
@@ -104,7 +90,7 @@ def _merge_key(trait: str, item: Mapping[str, Any]) -> Any:
     return repr(sorted(item.items()))
 
 
-class ListOverride(FrozenList):
+class ListOverride(list):
     """A list-valued override that kubespawner calls (it is callable) to get a fresh, plain list.
 
     kubespawner assigns list overrides to the spawner as they are; handing it a new list
@@ -114,11 +100,11 @@ class ListOverride(FrozenList):
     __slots__ = ("trait",)
 
     def __init__(self, trait: str, items: Iterable[Any] = ()) -> None:
-        list.__init__(self, (freeze(i) for i in items))
+        list.__init__(self, (plain(i) for i in items))
         self.trait = trait
 
     def __call__(self, spawner: Any) -> list[Any]:
-        return thaw(list(self))
+        return plain(list(self))
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.trait, list(self)))
@@ -148,16 +134,16 @@ class MergeList(ListOverride):
             current = getattr(spawner, self.trait, None) or []
             if isinstance(current, Mapping):
                 current = [current[k] for k in sorted(current)]
-            bases[self.trait] = thaw(list(current))
-        merged = thaw(bases[self.trait])
+            bases[self.trait] = plain(list(current))
+        merged = plain(bases[self.trait])
         positions = {_merge_key(self.trait, item): i for i, item in enumerate(merged)}
         for item in self:
             key = _merge_key(self.trait, item)
             if key in positions:
-                merged[positions[key]] = thaw(item)
+                merged[positions[key]] = plain(item)
             else:
                 positions[key] = len(merged)
-                merged.append(thaw(item))
+                merged.append(plain(item))
         return merged
 
 
@@ -250,253 +236,160 @@ def image_display_name(image: Image) -> str:
     return f"{image.display_name} (deprecated)" if image.deprecated else image.display_name
 
 
-class _Index:
-    """Everything about one catalog that does not depend on the user, plus the LRU."""
+def _defaults(catalog: Catalog, groups: frozenset[str], field_name: str) -> list[str]:
+    """The catalog's defaults of ``field_name`` for these groups, in the catalog's order."""
+    return [
+        getattr(d, field_name)
+        for d in catalog.defaults
+        if getattr(d, field_name) and (d.group == "*" or d.group in groups)
+    ]
 
-    def __init__(self, catalog: Catalog, cache_size: int = CACHE_SIZE) -> None:
-        self.catalog = catalog
-        self.cache_size = cache_size
-        self.cache: OrderedDict[frozenset[str], tuple[FrozenDict, ...]] = OrderedDict()
-        #: profile and option dicts shared between users who get the same ones (the cached
-        #: lists are tuples of references into it)
-        self.memo: dict[tuple[Any, ...], FrozenDict] = {}
-        self.relevant = catalog.group_names()
-        self.images = [i for i in catalog.images if not i.hidden]
-        resources = {g.resource for g in catalog.gpus}
-        self.image_parts: dict[str, tuple[FrozenDict, FrozenDict, str, str]] = {}
-        for image in self.images:
-            override = image_override(image)
-            _check_override(override)
-            self.image_parts[image.slug] = (
-                freeze(override),
-                FrozenDict({"image": image.slug}),
-                shown_text(image_display_name(image)),
-                shown_text(image_description(image)),
-            )
-        # (not default, default) variants of every choice dict, shared by all users
-        self.size_choices: dict[str, tuple[FrozenDict, FrozenDict]] = {}
-        for size in catalog.sizes:
-            override = size_override(size)
-            _check_override(override)
-            self.size_choices[size.slug] = self._choice(
-                size.display_name, override, "size", size.slug
-            )
-        self.gpu_choices: dict[str, tuple[FrozenDict, FrozenDict]] = {}
-        none_override = gpu_override(None, resources)
-        self.gpu_choices[NO_GPU] = self._choice(NO_GPU_DISPLAY_NAME, none_override, "gpu", NO_GPU)
-        for gpu in catalog.gpus:
-            override = gpu_override(gpu, resources)
-            _check_override(override)
-            self.gpu_choices[gpu.slug] = self._choice(gpu.display_name, override, "gpu", gpu.slug)
-        self.combination_overrides: dict[str, FrozenDict] = {}
-        for combo in catalog.profiles:
-            image = catalog.image(combo.image)
-            if image is None or image.hidden:
-                continue
-            override = image_override(image)
-            if combo.size is not None:
-                override.update(size_override(catalog.size(combo.size)))  # type: ignore[arg-type]
-            gpu = catalog.gpu(combo.gpu) if combo.gpu and combo.gpu != NO_GPU else None
-            override.update(gpu_override(gpu, resources))
-            _check_override(override)
-            self.combination_overrides[combo.slug] = freeze(override)
 
-    @staticmethod
-    def _choice(display_name: str, override: dict[str, Any], kind: str, slug: str):
-        plain = FrozenDict(
-            {
-                "display_name": shown_text(display_name),
-                "kubespawner_override": freeze(override),
-                META: FrozenDict({kind: slug}),
-            }
+def _pick(slugs: Sequence[str], preferred: Sequence[str]) -> str:
+    return next((p for p in preferred if p in slugs), slugs[0])
+
+
+def _checked(override: dict[str, Any]) -> dict[str, Any]:
+    _check_override(override)
+    return override
+
+
+def _choice(display_name: str, override: dict[str, Any], kind: str, slug: str, default: bool):
+    choice: dict[str, Any] = {
+        "display_name": shown_text(display_name),
+        "kubespawner_override": _checked(override),
+        META: {kind: slug},
+    }
+    if default:
+        choice["default"] = True
+    return choice
+
+
+def _option(
+    display_name: str, choices: dict[str, Any], preferred: Sequence[str], fallback: str | None
+):
+    """A profile option offering ``choices`` (slug -> builder of the choice dict)."""
+    offered = list(choices)
+    default = next((p for p in preferred if p in offered), None)
+    if default is None:
+        default = fallback if fallback in offered else offered[0]
+    return {
+        "display_name": shown_text(display_name),
+        "choices": {slug: make(slug == default) for slug, make in choices.items()},
+        # present so kubespawner's setdefault() finds it: never enabled
+        "unlisted_choice": {"enabled": False},
+    }
+
+
+def _choices_profiles(catalog: Catalog, groups: frozenset[str]) -> list[dict[str, Any]]:
+    """``mode: choices``: one profile per image, sizes and GPUs as its profile options."""
+    resources = {g.resource for g in catalog.gpus}
+    sizes = {
+        s.slug: (lambda d, s=s: _choice(s.display_name, size_override(s), "size", s.slug, d))
+        for s in catalog.sizes
+        if s.allows(groups)
+    }
+    gpus = {
+        NO_GPU: lambda d: _choice(
+            NO_GPU_DISPLAY_NAME, gpu_override(None, resources), "gpu", NO_GPU, d
         )
-        default = FrozenDict({**plain, "default": True})
-        return plain, default
-
-    def key(self, groups: Iterable[str]) -> frozenset[str]:
-        relevant = self.relevant
-        return frozenset(g for g in groups if g in relevant)
-
-    def lookup(self, key: frozenset[str]) -> tuple[FrozenDict, ...]:
-        cache = self.cache
-        try:
-            profiles = cache[key]
-        except KeyError:
-            if len(self.memo) > MEMO_SIZE:
-                self.memo.clear()  # cached lists keep what they use; this only costs sharing
-            profiles = self._build(key)
-            cache[key] = profiles
-            if len(cache) > self.cache_size:
-                cache.popitem(last=False)
-        else:
-            cache.move_to_end(key)
-        return profiles
-
-    # -- building one user's list ------------------------------------------
-
-    def _defaults(self, key: frozenset[str], field_name: str) -> list[str]:
-        return [
-            getattr(d, field_name)
-            for d in self.catalog.defaults
-            if getattr(d, field_name) and (d.group == "*" or d.group in key)
-        ]
-
-    def _build(self, key: frozenset[str]) -> tuple[FrozenDict, ...]:
-        if self.catalog.mode == "combinations":
-            return self._build_combinations(key)
-        return self._build_choices(key)
-
-    def _build_choices(self, key: frozenset[str]) -> tuple[FrozenDict, ...]:
-        catalog = self.catalog
-        sizes = [s.slug for s in catalog.sizes if s.allows(key)]
-        gpus = [NO_GPU] + [g.slug for g in catalog.gpus if g.allows(key)]
-        size_defaults = self._defaults(key, "size")
-        gpu_defaults = self._defaults(key, "gpu")
-        # (image slug, size option key, GPU option key) of every image the user may use
-        entries: list[tuple[str, tuple[Any, ...] | None, tuple[Any, ...] | None]] = []
-        for image in self.images:
-            if not image.allows(key):
-                continue
-            size_key = None
-            if catalog.sizes:
-                offered = sizes if image.sizes is None else [s for s in sizes if s in image.sizes]
-                if not offered:
-                    continue  # nothing this user may run the image with
-                size_key = self._option("Size", self.size_choices, offered, size_defaults, None)
-            offered = gpus if image.gpus is None else [g for g in gpus if g in image.gpus]
+    }
+    gpus.update(
+        (
+            g.slug,
+            lambda d, g=g: _choice(g.display_name, gpu_override(g, resources), "gpu", g.slug, d),
+        )
+        for g in catalog.gpus
+        if g.allows(groups)
+    )
+    profiles = []
+    for image in catalog.images:
+        if image.hidden or not image.allows(groups):
+            continue
+        options: dict[str, Any] = {}
+        if catalog.sizes:
+            offered = {k: v for k, v in sizes.items() if image.sizes is None or k in image.sizes}
             if not offered:
-                continue  # a GPU-only image and no GPU this user may use
-            gpu_key = None
-            if offered != [NO_GPU]:
-                gpu_key = self._option("GPU", self.gpu_choices, offered, gpu_defaults, NO_GPU)
-            entries.append((image.slug, size_key, gpu_key))
-        if not entries:
-            return ()
-        default = self._pick([slug for slug, _, _ in entries], self._defaults(key, "image"))
-        return tuple(
-            self._choices_profile(slug, size_key, gpu_key, slug == default)
-            for slug, size_key, gpu_key in entries
-        )
-
-    def _choices_profile(
-        self,
-        slug: str,
-        size_key: tuple[Any, ...] | None,
-        gpu_key: tuple[Any, ...] | None,
-        default: bool,
-    ) -> FrozenDict:
-        """One image's profile dict, shared by every user who gets the same choices."""
-        memo_key = ("image", slug, size_key, gpu_key, default)
-        profile = self.memo.get(memo_key)
-        if profile is None:
-            override, meta, display_name, description = self.image_parts[slug]
-            items: list[tuple[str, Any]] = [("display_name", display_name), ("slug", slug)]
-            if default:
-                items.append(("default", True))
-            if description:
-                items.append(("description", description))
-            items.append(("kubespawner_override", override))
-            options = []
-            if size_key is not None:
-                options.append((SIZE_OPTION, self.memo[size_key]))
-            if gpu_key is not None:
-                options.append((GPU_OPTION, self.memo[gpu_key]))
-            if options:
-                items.append(("profile_options", FrozenDict(options)))
-            items.append((META, meta))
-            profile = self.memo[memo_key] = FrozenDict(items)
-        return profile
-
-    def _build_combinations(self, key: frozenset[str]) -> tuple[FrozenDict, ...]:
-        catalog = self.catalog
-        offered: list[str] = []
-        for combo in catalog.profiles:
-            if combo.slug not in self.combination_overrides or not combo.allows(key):
-                continue  # hidden image, or the profile's own groups
-            image = catalog.image(combo.image)
-            size = catalog.size(combo.size) if combo.size else None
-            gpu = catalog.gpu(combo.gpu) if combo.gpu and combo.gpu != NO_GPU else None
-            if all(e.allows(key) for e in (image, size, gpu) if e is not None):
-                offered.append(combo.slug)
-        if not offered:
-            return ()
-        default = self._pick(offered, self._defaults(key, "profile"))
-        return tuple(self._combination_profile(slug, slug == default) for slug in offered)
-
-    def _combination_profile(self, slug: str, default: bool) -> FrozenDict:
-        memo_key = ("combination", slug, default)
-        profile = self.memo.get(memo_key)
-        if profile is None:
-            combo = self.catalog.profile(slug)
-            assert combo is not None
-            image = self.catalog.image(combo.image)
-            items: list[tuple[str, Any]] = [
-                ("display_name", shown_text(combo.display_name)),
-                ("slug", slug),
-            ]
-            if default:
-                items.append(("default", True))
-            description = combo.description or (image_description(image) if image else "")
-            if description:
-                items.append(("description", shown_text(description)))
-            items.append(("kubespawner_override", self.combination_overrides[slug]))
-            meta = {
-                "profile": slug,
-                "image": combo.image,
-                "size": combo.size,
-                "gpu": combo.gpu or NO_GPU,
-            }
-            items.append((META, FrozenDict(meta)))
-            profile = self.memo[memo_key] = FrozenDict(items)
-        return profile
-
-    def _option(
-        self,
-        display_name: str,
-        choices: Mapping[str, tuple[FrozenDict, FrozenDict]],
-        offered: Sequence[str],
-        preferred: Sequence[str],
-        fallback: str | None,
-    ) -> tuple[Any, ...]:
-        """The memo key of a profile option offering ``offered`` (built on first use)."""
-        default = next((p for p in preferred if p in offered), None)
-        if default is None:
-            default = fallback if fallback in offered else offered[0]
-        memo_key = ("option", display_name, tuple(offered), default)
-        if memo_key not in self.memo:
-            self.memo[memo_key] = FrozenDict(
-                {
-                    "display_name": shown_text(display_name),
-                    "choices": FrozenDict(
-                        (slug, choices[slug][slug == default]) for slug in offered
-                    ),
-                    # present so kubespawner's setdefault() finds it: never enabled
-                    "unlisted_choice": _NO_UNLISTED_CHOICE,
-                }
+                continue  # nothing this user may run the image with
+            options[SIZE_OPTION] = _option(
+                "Size", offered, _defaults(catalog, groups, "size"), None
             )
-        return memo_key
+        offered = {k: v for k, v in gpus.items() if image.gpus is None or k in image.gpus}
+        if not offered:
+            continue  # a GPU-only image and no GPU this user may use
+        if list(offered) != [NO_GPU]:
+            options[GPU_OPTION] = _option("GPU", offered, _defaults(catalog, groups, "gpu"), NO_GPU)
+        profile: dict[str, Any] = {
+            "display_name": shown_text(image_display_name(image)),
+            "slug": image.slug,
+        }
+        description = image_description(image)
+        if description:
+            profile["description"] = shown_text(description)
+        profile["kubespawner_override"] = _checked(image_override(image))
+        if options:
+            profile["profile_options"] = options
+        profile[META] = {"image": image.slug}
+        profiles.append(profile)
+    return profiles
 
-    @staticmethod
-    def _pick(slugs: Sequence[str], preferred: Sequence[str]) -> str:
-        return next((p for p in preferred if p in slugs), slugs[0])
 
-
-def _index(catalog: Catalog) -> _Index:
-    index = catalog.cache.get("profiles")
-    if index is None:
-        index = catalog.cache["profiles"] = _Index(catalog)
-    return index
+def _combination_profiles(catalog: Catalog, groups: frozenset[str]) -> list[dict[str, Any]]:
+    """``mode: combinations``: each catalog profile is one kubespawner profile, all fixed."""
+    resources = {g.resource for g in catalog.gpus}
+    profiles = []
+    for combo in catalog.profiles:
+        image = catalog.image(combo.image)
+        size = catalog.size(combo.size) if combo.size else None
+        gpu = catalog.gpu(combo.gpu) if combo.gpu and combo.gpu != NO_GPU else None
+        if image is None or image.hidden or not combo.allows(groups):
+            continue  # hidden image, or the profile's own groups
+        if not all(e.allows(groups) for e in (image, size, gpu) if e is not None):
+            continue
+        override = image_override(image)
+        if size is not None:
+            override.update(size_override(size))
+        override.update(gpu_override(gpu, resources))
+        profile: dict[str, Any] = {
+            "display_name": shown_text(combo.display_name),
+            "slug": combo.slug,
+        }
+        description = combo.description or image_description(image)
+        if description:
+            profile["description"] = shown_text(description)
+        profile["kubespawner_override"] = _checked(override)
+        profile[META] = {
+            "profile": combo.slug,
+            "image": combo.image,
+            "size": combo.size,
+            "gpu": combo.gpu or NO_GPU,
+        }
+        profiles.append(profile)
+    return profiles
 
 
 def build_profile_list(catalog: Catalog, groups: Iterable[str]) -> list[dict[str, Any]]:
-    """The kubespawner ``profile_list`` for a user in ``groups`` (a new list on every call).
+    """The kubespawner ``profile_list`` for a user in ``groups``, built anew on every call.
 
-    The dicts in it are read-only and shared between users: deep-copy before changing them
-    (kubespawner does). An empty list means the user may use nothing; the spawner must then
-    refuse to start (``check_user_options`` raises for an empty list).
+    An empty list means the user may use nothing; the spawner must then refuse to start
+    (``check_user_options`` raises for an empty list).
     """
-    index = _index(catalog)
-    return list(index.lookup(index.key(groups)))
+    groups = frozenset(groups)
+    if catalog.mode == "combinations":
+        profiles = _combination_profiles(catalog, groups)
+        preferred = _defaults(catalog, groups, "profile")
+    else:
+        profiles = _choices_profiles(catalog, groups)
+        preferred = _defaults(catalog, groups, "image")
+    if profiles:
+        default = _pick([p["slug"] for p in profiles], preferred)
+        for p in profiles:
+            if p["slug"] == default:
+                # kubespawner reads the keys in order: "default" right after the slug, as before
+                items = list(p.items())
+                p.clear()
+                p.update(items[:2] + [("default", True)] + items[2:])
+    return profiles
 
 
 # ---------------------------------------------------------------------------
