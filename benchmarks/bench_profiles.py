@@ -5,9 +5,7 @@
 For synthetic catalogs of growing size (images x groups x sizes, 3 GPU options), it measures:
 
 - load: parse + validate the catalog YAML (once per file change, hot reload);
-- index: the per-catalog precomputation (once per catalog load);
-- first: building one user's list the first time their group set is seen;
-- cached: ``build_profile_list`` per spawn once cached (what a spawn normally costs);
+- build: ``build_profile_list`` for one user (built anew on every spawn and form render);
 - check: ``check_user_options`` + ``resolve_selection`` per spawn;
 - ks-copy: kubespawner's own deep copy of that list in ``load_user_options`` (kubespawner's
   cost, shown because it grows with the list we hand it);
@@ -36,7 +34,7 @@ from typing import Any
 import yaml
 
 from nbspawner.catalog import load_data, loads
-from nbspawner.profiles import _Index, build_profile_list, check_user_options, resolve_selection
+from nbspawner.profiles import build_profile_list, check_user_options, resolve_selection
 
 SHAPES = [(10, 5, 3), (100, 20, 5), (500, 50, 10)]
 
@@ -152,30 +150,9 @@ def bench_shape(shape: tuple[int, int, int], groups_kind: str, quick: bool) -> d
         else [all_groups[0], all_groups[1 % n_groups], all_groups[2 % n_groups], "users"]
     )
 
-    # index: once per catalog load
-    catalogs = [load_data(data) for _ in range(3 if quick else 7)]
-    index_runs = []
-    for c in catalogs:
-        start = time.perf_counter()
-        c.cache["profiles"] = _Index(c)
-        index_runs.append(time.perf_counter() - start)
-    index_s = statistics.median(index_runs)
-
-    # first build for a new group set, index already there
-    catalog = catalogs[0]
-    index = catalog.cache["profiles"]
-    first_runs = []
-    for _ in range(5 if quick else 20):
-        index.cache.clear()
-        start = time.perf_counter()
-        build_profile_list(catalog, user_groups)
-        first_runs.append(time.perf_counter() - start)
-    first_s = statistics.median(first_runs)
-
+    catalog = load_data(data)
     profile_list = build_profile_list(catalog, user_groups)
-    cached_s = timeit(
-        lambda: build_profile_list(catalog, user_groups), number=2000 if quick else 20000
-    )
+    build_s = timeit(lambda: build_profile_list(catalog, user_groups), number=20 if quick else 200)
 
     default = next(p for p in profile_list if p.get("default"))
     options = {"profile": default["slug"]}
@@ -196,9 +173,7 @@ def bench_shape(shape: tuple[int, int, int], groups_kind: str, quick: bool) -> d
         "user_groups": groups_kind,
         "profiles_seen": len(profile_list),
         "load_validate_s": load_s,
-        "index_s": index_s,
-        "first_build_s": first_s,
-        "cached_s": cached_s,
+        "build_s": build_s,
         "check_resolve_s": check_s,
         "kubespawner_deepcopy_s": copy_s,
     }
@@ -221,16 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(bench_shape(SHAPES[-1], "all", args.quick))
     for row in rows:
         row["get_pod_manifest_s"] = manifest_s
-        row["cached_vs_manifest"] = row["cached_s"] / manifest_s
+        row["build_vs_manifest"] = row["build_s"] / manifest_s
 
     header = (
         "catalog (img x grp x size)",
         "user groups",
         "profiles",
         "load+validate",
-        "index",
-        "first build",
-        "cached",
+        "build",
         "check+resolve",
         "ks deepcopy",
         "get_pod_manifest",
@@ -243,9 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 "all" if r["user_groups"] == "all" else "3",
                 str(r["profiles_seen"]),
                 fmt(r["load_validate_s"]),
-                fmt(r["index_s"]),
-                fmt(r["first_build_s"]),
-                fmt(r["cached_s"]),
+                fmt(r["build_s"]),
                 fmt(r["check_resolve_s"]),
                 fmt(r["kubespawner_deepcopy_s"]),
                 fmt(r["get_pod_manifest_s"]),
@@ -261,9 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         if n == 0:
             print("  ".join("-" * w for w in widths))
-    worst = max(r["cached_s"] + r["check_resolve_s"] for r in rows)
+    worst = max(r["build_s"] + r["check_resolve_s"] for r in rows)
     print(
-        f"\nper spawn (cached list + check + resolve), worst row: {fmt(worst)} = "
+        f"\nper spawn (build + check + resolve), worst row: {fmt(worst)} = "
         f"{worst / manifest_s:.1%} of get_pod_manifest ({fmt(manifest_s)})"
     )
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")

@@ -29,6 +29,20 @@ def manifest(model: Any) -> Any:
     return _API_CLIENT.sanitize_for_serialization(model)
 
 
+def mounts_view(pod: Any) -> dict[str, Any]:
+    """The part of a V1Pod the mount rules read (volumes, each container's name and mounts) as
+    a manifest: what kubespawner built is checked before nbspawner adds anything."""
+    spec = pod.spec
+    view: dict[str, Any] = {"volumes": manifest(spec.volumes or [])}
+    for kind in CONTAINER_KINDS:
+        attr = "".join(f"_{c.lower()}" if c.isupper() else c for c in kind)
+        view[kind] = [
+            {"name": _get(c, "name"), "volumeMounts": manifest(_get(c, "volumeMounts") or [])}
+            for c in getattr(spec, attr) or []
+        ]
+    return {"spec": view}
+
+
 @dataclass
 class PodPatch:
     #: init containers, in the order they must run

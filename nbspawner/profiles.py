@@ -34,7 +34,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -268,40 +268,43 @@ def _choice(display_name: str, override: dict[str, Any], kind: str, slug: str, d
 def _option(
     display_name: str, choices: dict[str, Any], preferred: Sequence[str], fallback: str | None
 ):
-    """A profile option offering ``choices`` (slug -> builder of the choice dict)."""
+    """A profile option offering ``choices`` (slug -> (choice dict, the same as the default))."""
     offered = list(choices)
     default = next((p for p in preferred if p in offered), None)
     if default is None:
         default = fallback if fallback in offered else offered[0]
     return {
         "display_name": shown_text(display_name),
-        "choices": {slug: make(slug == default) for slug, make in choices.items()},
+        "choices": {slug: pair[slug == default] for slug, pair in choices.items()},
         # present so kubespawner's setdefault() finds it: never enabled
         "unlisted_choice": {"enabled": False},
     }
+
+
+def _pair(display_name: str, override: dict[str, Any], kind: str, slug: str) -> tuple[dict, dict]:
+    """A choice and its default twin, built once per list (kubespawner deep-copies the list)."""
+    return (
+        _choice(display_name, override, kind, slug, False),
+        _choice(display_name, override, kind, slug, True),
+    )
 
 
 def _choices_profiles(catalog: Catalog, groups: frozenset[str]) -> list[dict[str, Any]]:
     """``mode: choices``: one profile per image, sizes and GPUs as its profile options."""
     resources = {g.resource for g in catalog.gpus}
     sizes = {
-        s.slug: (lambda d, s=s: _choice(s.display_name, size_override(s), "size", s.slug, d))
+        s.slug: _pair(s.display_name, size_override(s), "size", s.slug)
         for s in catalog.sizes
         if s.allows(groups)
     }
-    gpus = {
-        NO_GPU: lambda d: _choice(
-            NO_GPU_DISPLAY_NAME, gpu_override(None, resources), "gpu", NO_GPU, d
-        )
-    }
+    gpus = {NO_GPU: _pair(NO_GPU_DISPLAY_NAME, gpu_override(None, resources), "gpu", NO_GPU)}
     gpus.update(
-        (
-            g.slug,
-            lambda d, g=g: _choice(g.display_name, gpu_override(g, resources), "gpu", g.slug, d),
-        )
+        (g.slug, _pair(g.display_name, gpu_override(g, resources), "gpu", g.slug))
         for g in catalog.gpus
         if g.allows(groups)
     )
+    size_defaults = _defaults(catalog, groups, "size")
+    gpu_defaults = _defaults(catalog, groups, "gpu")
     profiles = []
     for image in catalog.images:
         if image.hidden or not image.allows(groups):
@@ -311,14 +314,12 @@ def _choices_profiles(catalog: Catalog, groups: frozenset[str]) -> list[dict[str
             offered = {k: v for k, v in sizes.items() if image.sizes is None or k in image.sizes}
             if not offered:
                 continue  # nothing this user may run the image with
-            options[SIZE_OPTION] = _option(
-                "Size", offered, _defaults(catalog, groups, "size"), None
-            )
+            options[SIZE_OPTION] = _option("Size", offered, size_defaults, None)
         offered = {k: v for k, v in gpus.items() if image.gpus is None or k in image.gpus}
         if not offered:
             continue  # a GPU-only image and no GPU this user may use
         if list(offered) != [NO_GPU]:
-            options[GPU_OPTION] = _option("GPU", offered, _defaults(catalog, groups, "gpu"), NO_GPU)
+            options[GPU_OPTION] = _option("GPU", offered, gpu_defaults, NO_GPU)
         profile: dict[str, Any] = {
             "display_name": shown_text(image_display_name(image)),
             "slug": image.slug,
@@ -578,6 +579,8 @@ class Selection:
     gpu: GPU | None
     #: the catalog profile in combinations mode
     combination: Combination | None = None
+    #: the user's profile list the choice was made from (kubespawner applies it from the same)
+    profile_list: Sequence[Mapping[str, Any]] = field(default=(), repr=False, compare=False)
 
 
 def _default_choice(option: Mapping[str, Any]) -> str | None:
@@ -620,7 +623,12 @@ def resolve_selection(
         if combination is None or image is None:
             raise stale()
         return Selection(
-            profile=combination.slug, image=image, size=size, gpu=gpu, combination=combination
+            profile=combination.slug,
+            image=image,
+            size=size,
+            gpu=gpu,
+            combination=combination,
+            profile_list=profile_list,
         )
     image = catalog.image(meta.get("image", ""))
     if image is None:
@@ -638,4 +646,4 @@ def resolve_selection(
     gpu = catalog.gpu(gpu_slug) if gpu_slug and gpu_slug != NO_GPU else None
     if (chosen[SIZE_OPTION] and size is None) or (gpu_slug not in (None, NO_GPU) and gpu is None):
         raise stale()
-    return Selection(profile=image.slug, image=image, size=size, gpu=gpu)
+    return Selection(profile=image.slug, image=image, size=size, gpu=gpu, profile_list=profile_list)

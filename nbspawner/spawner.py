@@ -33,7 +33,7 @@ from .catalog import Catalog, current_catalog
 from .directory.cache import CachedDirectory, shared_directory
 from .errors import ConfigError, NBSpawnerError, UserNotFound, cluster_rejected, user_facing_error
 from .ids import shown
-from .podpatch import PodPatch, apply_to_pod, manifest, pin_identity
+from .podpatch import PodPatch, apply_to_pod, manifest, mounts_view, pin_identity
 from .policy import validate_record
 from .profiles import Selection, build_profile_list, resolve_selection
 from .record import UserRecord
@@ -124,8 +124,9 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
     async def _catalog_profile_list(self, spawner: Any = None) -> list[dict[str, Any]]:
         """kubespawner's callable ``profile_list``: the catalog filtered by the user's groups.
         During a spawn, for this spawn's record; on the spawn form, for the user as they are now."""
-        spawning = self._identity_done is not None and not self._identity_done.is_set()
-        record = self.record if spawning and self.record else await self.resolve()
+        if self._spawning() and self.selection is not None:
+            return list(self.selection.profile_list)  # the list select() checked the choice on
+        record = self.record if self._spawning() and self.record else await self.resolve()
         try:
             return build_profile_list(await self.current_catalog(), self.access_groups(record))
         except NBSpawnerError as err:
@@ -155,6 +156,9 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
         return selection
 
     # ------------------------------------------------------------------ the spawn
+    def _spawning(self) -> bool:
+        return self._identity_done is not None and not self._identity_done.is_set()
+
     def _progress(self, message: str, progress: int) -> None:
         self._events.append({"progress": progress, "message": message})
 
@@ -224,8 +228,9 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
         record = self.record or await self.resolve()
         pod = await super().get_pod_manifest()
         try:
-            self.check(manifest(pod))  # kubespawner's pod first: a readable cause
-            additions = self.additions(record, manifest(pod))
+            built = mounts_view(pod)
+            self.check(built)  # kubespawner's pod first: a readable cause
+            additions = self.additions(record, built)
             for note in apply_to_pod(pod, additions):
                 self.log.info("nbspawner pod %s: %s", self.pod_name, note)
             gids = passwd.supplemental_gids(record, self.passwd_config, self._image_needs())
