@@ -23,16 +23,13 @@ catalog when an edit is invalid.
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import json
 import logging
 import os
 import re
 import string
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import cache, lru_cache
@@ -47,6 +44,7 @@ from .errors import CatalogError
 from .ids import id_problem
 from .metrics import CATALOG_RELOADS
 from .paths import RESERVED_VOLUME_PREFIX, mount_path_problem, normalise, relative_path_problem
+from .watch import WatchedFile
 from .yamlload import YAMLFileError, load_yaml
 
 log = logging.getLogger(__name__)
@@ -1423,159 +1421,51 @@ def check_file(path: str | os.PathLike[str]) -> tuple[bool, str]:
 # ---------------------------------------------------------------------------
 
 
-_NOTHING = object()
-
-
-class CatalogFile:
-    """A catalog file that is re-read when it changes.
-
-    :meth:`get` stats the file (at most every ``check_interval`` seconds; the default 0 stats on
-    every call, which costs a few microseconds) and reloads it when its mtime, size or inode
-    changed. Kubernetes updates a mounted ConfigMap/Secret by swapping a symlink, which changes
-    the inode, so in-place edits and volume updates are both seen. (A file mounted with
-    ``subPath``, as z2jh's ``hub.extraFiles`` does, is never updated by Kubernetes: mount the
-    ConfigMap or Secret as a directory to get hot reload.)
+class CatalogFile(WatchedFile[Catalog]):
+    """The catalog file, hot-reloaded (see :class:`nbspawner.watch.WatchedFile`).
 
     An edit that fails validation keeps the last good catalog, logs a warning with every problem
-    and counts ``nbspawner_catalog_reloads{outcome="invalid"}``; the same bad file is reported
-    once. If the *first* load fails, :meth:`get` raises :class:`CatalogError`: the hub must refuse
-    to spawn rather than offer an empty or default environment.
-
-    Reading and validating a catalog of a few dozen entries takes about a millisecond, so
-    :meth:`get` can run on the event loop; :meth:`aget` does the reload in a worker thread for
-    very large catalogs (hundreds of images) so no request waits on it.
+    and counts ``nbspawner_catalog_reloads{outcome="invalid"}``. If the *first* load fails,
+    :meth:`get` raises :class:`CatalogError`: the hub must refuse to spawn rather than offer an
+    empty or default environment.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        check_interval: float = 0.0,
-        logger: logging.Logger | logging.LoggerAdapter | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.path = Path(path)
-        self.check_interval = check_interval
-        self.log = logger or log
-        self._clock = clock
-        self._catalog: Catalog | None = None
-        self._signature: tuple[int, ...] | None = None
-        #: the signature of the last rejected file (so one bad edit is reported once)
-        self._bad_signature: object = _NOTHING
-        self._next_check = float("-inf")
-        self._lock = threading.Lock()
-        self._reload_task: asyncio.Future[None] | None = None
-        #: the problems of the last rejected edit (None once a good file is loaded)
-        self.last_error: CatalogError | None = None
+    invalid_error = CatalogError
 
-    def _stat(self) -> tuple[int, ...] | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
+    def parse(self, path: Path) -> Catalog:
+        return load(path)
 
-    def _due(self) -> bool:
-        now = self._clock()
-        if now < self._next_check:
-            return False
-        self._next_check = now + self.check_interval
-        return True
+    def counted(self, outcome: str) -> None:
+        CATALOG_RELOADS.labels(outcome=outcome).inc()
 
-    def get(self) -> Catalog:
-        """The current catalog (reloading it first if the file changed)."""
-        if self._catalog is None:
-            with self._lock:
-                if self._catalog is None:
-                    self._first_load()
-            assert self._catalog is not None
-            return self._catalog
-        if self._due():
-            signature = self._stat()
-            if self._changed(signature):
-                with self._lock:
-                    self._reload(signature)
-        return self._catalog
-
-    async def aget(self) -> Catalog:
-        """Like :meth:`get`, but parses a changed file in a worker thread."""
-        if self._catalog is None:
-            await asyncio.to_thread(self.get)
-            assert self._catalog is not None
-            return self._catalog
-        if self._due():
-            signature = self._stat()
-            if self._changed(signature):
-                if self._reload_task is None or self._reload_task.done():
-                    self._reload_task = asyncio.ensure_future(
-                        asyncio.to_thread(self._locked_reload, signature)
-                    )
-                await asyncio.shield(self._reload_task)
-        return self._catalog
-
-    def _changed(self, signature: tuple[int, ...] | None) -> bool:
-        return signature != self._signature and signature != self._bad_signature
-
-    def _locked_reload(self, signature: tuple[int, ...] | None) -> None:
-        with self._lock:
-            self._reload(signature)
-
-    def _first_load(self) -> None:
-        self._next_check = self._clock() + self.check_interval
-        signature = self._stat()
-        try:
-            catalog = load(self.path)
-        except CatalogError as e:
-            CATALOG_RELOADS.labels(outcome="invalid").inc()
-            self.last_error = e
-            raise
-        CATALOG_RELOADS.labels(outcome="ok").inc()
-        self._install(catalog, signature)
-
-    def _install(self, catalog: Catalog, signature: tuple[int, ...] | None) -> None:
-        self._catalog = catalog
-        self._signature = signature
-        self._bad_signature = _NOTHING
-        self.last_error = None
+    def installed(self, catalog: Catalog, first: bool) -> None:
+        if not first:
+            self.log.info(
+                "Catalog %s reloaded: %d images, %d sizes, %d GPU options",
+                self.path,
+                len(catalog.images),
+                len(catalog.sizes),
+                len(catalog.gpus),
+            )
         for loc, msg in catalog.warnings:
             self.log.warning("Catalog %s: warning: %s: %s", self.path, loc, msg)
 
-    def _reload(self, signature: tuple[int, ...] | None) -> None:
-        if not self._changed(signature):
-            return  # another caller reloaded it meanwhile
-        if signature is None:
-            self._bad_signature = None
-            CATALOG_RELOADS.labels(outcome="invalid").inc()
-            self.log.warning(
-                "Catalog %s disappeared; still using the previous catalog. Is the volume still "
-                "mounted?",
-                self.path,
-            )
-            return
-        try:
-            catalog = load(self.path)
-        except CatalogError as e:
-            self._bad_signature = signature
-            self.last_error = e
-            CATALOG_RELOADS.labels(outcome="invalid").inc()
-            problems = "\n".join(f"  {loc}: {msg}" for loc, msg in e.problems)
-            self.log.warning(
-                "Catalog %s was changed but is invalid; still using the previous catalog. "
-                "Fix these problems (check with `nbspawner catalog check %s`):\n%s",
-                self.path,
-                self.path,
-                problems,
-            )
-            return
-        CATALOG_RELOADS.labels(outcome="ok").inc()
-        self.log.info(
-            "Catalog %s reloaded: %d images, %d sizes, %d GPU options",
+    def vanished(self) -> None:
+        self.log.warning(
+            "Catalog %s disappeared; still using the previous catalog. Is the volume still "
+            "mounted?",
             self.path,
-            len(catalog.images),
-            len(catalog.sizes),
-            len(catalog.gpus),
         )
-        self._install(catalog, signature)
+
+    def rejected(self, error: Exception) -> None:
+        problems = "\n".join(f"  {loc}: {msg}" for loc, msg in getattr(error, "problems", ()))
+        self.log.warning(
+            "Catalog %s was changed but is invalid; still using the previous catalog. "
+            "Fix these problems (check with `nbspawner catalog check %s`):\n%s",
+            self.path,
+            self.path,
+            problems,
+        )
 
 
 # One watcher per catalog file: a hot reload is noticed and parsed once, not once per user.
