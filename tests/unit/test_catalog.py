@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from nbspawner import catalog as catalog_module
+from nbspawner import watch as watch_module
 from nbspawner.catalog import (
     CatalogFile,
     check_file,
@@ -31,6 +32,7 @@ from nbspawner.catalog import (
     parse_quantity,
     validate,
 )
+from nbspawner.catalog import schema as catalog_schema_module
 from nbspawner.errors import CatalogError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -578,7 +580,7 @@ def test_check_interval_limits_stat_calls(tmp_path, monkeypatch):
     first = catalog_file.get()
     stats = []
     real_stat = os.stat
-    monkeypatch.setattr(catalog_module.os, "stat", lambda p, **kw: stats.append(p) or real_stat(p))
+    monkeypatch.setattr(watch_module.os, "stat", lambda p, **kw: stats.append(p) or real_stat(p))
     replace(path, GOOD_2)
     for t in (110.0, 125.0, 129.9):
         now[0] = t
@@ -618,7 +620,7 @@ def _schema_patterns(node, path=()):
 
 def test_every_schema_pattern_refuses_a_trailing_newline():
     """ECMA-262 "$" (what the schema means) is Python's "\\Z", not "$"."""
-    validator = catalog_module._validator()
+    validator = catalog_schema_module._validator()
     patterns = list(_schema_patterns(json.loads(SCHEMA.read_text())))
     anchored = [(path, p) for path, p in patterns if p.endswith("$")]
     assert len(anchored) >= 15
