@@ -76,21 +76,15 @@ def targets(figures: dict[str, dict]) -> list[tuple[str, str, str]]:
         rows.append((target, fmt.format(value), "met" if ok(value) else "NOT MET"))
 
     spawner = _get(figures, "spawner", "spawner_cpu")
-    if spawner:
+    if spawner and all("extra_us" in r for r in spawner):
+        # a guard, not a target (issue 16): no user feels hub CPU next to a pod start of seconds
         add(
-            "NBSpawner's extra hub CPU per spawn <= 1.5x bare KubeSpawner's per spawn "
+            "NBSpawner's extra hub CPU per spawn < 1 ms beside bare KubeSpawner "
             "(same profiles; worst point)",
-            max(r["extra_ratio"] for r in spawner),
-            "{:.2f}x",
-            lambda v: v <= 1.5,
+            max(r["extra_us"] for r in spawner) / 1000,
+            "{:.2f} ms",
+            lambda v: v < 1.0,
         )
-        if all("extra_over_manifest_ratio" in r for r in spawner):
-            add(
-                "  the same extra <= 1.5x bare get_pod_manifest() alone (stricter reading)",
-                max(r["extra_over_manifest_ratio"] for r in spawner),
-                "{:.2f}x",
-                lambda v: v <= 1.5,
-            )
     add(
         "event-loop stall p99 < 5 ms while lookups wait on a slow directory",
         _get(figures, "directory", "slow", "nbspawner", "loop_stall", "p99_ms"),

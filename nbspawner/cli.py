@@ -124,7 +124,10 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     hub = _hub(args)
     profiles = asyncio.run(offline.profiles(hub, args.user))
     if args.full:
-        print(_dump(profiles), end="")
+        from .catalog import plain
+
+        # plain lists and dicts: the overrides kubespawner calls (MergeList) dump as lists
+        print(_dump(plain(profiles)), end="")
     else:
         print(_dump(_summarise_profiles(profiles)), end="")
     return 0
