@@ -116,7 +116,7 @@ run_suite() {
   local venv="$1"; shift
   log "pytest in $venv ($("$REPO/$venv/bin/python" -c 'import jupyterhub, kubespawner; print("jupyterhub", jupyterhub.__version__, "kubespawner", kubespawner.__version__)'))"
   # -p no:cacheprovider: a fresh clone has nothing to reuse; keep the tree clean
-  "$REPO/$venv/bin/python" -m pytest -p no:cacheprovider "$@" \
+  "$REPO/$venv/bin/python" -m pytest -p no:cacheprovider tests "$@" \
     --junitxml="$REPO/test-artifacts/junit-$venv.xml"
 }
 mkdir -p test-artifacts
