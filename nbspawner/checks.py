@@ -21,6 +21,7 @@ from typing import Any
 
 from traitlets import TraitError
 
+from . import passwd_hook
 from .catalog import Catalog, load, load_data
 from .directory import directory_entry_points
 from .errors import CatalogError, NBSpawnerError
@@ -142,11 +143,10 @@ def _sample_record(spawner: Any) -> UserRecord:
 
 
 def check_identity_settings(spawner: Any, report: Report) -> None:
-    from . import passwd
     from .policy import validate_record
 
     try:
-        passwd.supplemental_gids(_sample_record(spawner), spawner.passwd_config)
+        passwd_hook.supplemental_gids(_sample_record(spawner), spawner.passwd_config)
     except (NBSpawnerError, TypeError, ValueError):
         report.fail(
             "NBSpawner.default_groups must map group names to gids from 1 to 4294967294 "

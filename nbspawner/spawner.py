@@ -10,10 +10,8 @@ A spawn flows one way::
 
 The spawner keeps only this spawn's :attr:`record` and :attr:`selection`; its settings are in
 :mod:`nbspawner.settings`, the work in pure modules and the directory backends.
-
-The z2jh chart sets ``KubeSpawner.profile_list = []`` and ``KubeSpawner.uid = 1000``; config on
-the parent class beats defaults of a subclass, so the catalog is installed in ``__init__`` (only
-when the admin has not set a profile list) and uid/gid are set at spawn time.
+z2jh sets ``KubeSpawner.profile_list = []`` and ``uid = 1000``, which beat a subclass's
+defaults: the catalog is installed in ``__init__`` and the identity set at spawn time.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ from kubespawner import KubeSpawner
 from tornado import web
 from traitlets import TraitError
 
-from . import metrics, passwd, security
+from . import metrics, passwd_hook, security
 from .catalog import Catalog, current_catalog
 from .directory.cache import CachedDirectory, shared_directory
 from .errors import ConfigError, NBSpawnerError, UserNotFound, cluster_rejected, user_facing_error
@@ -218,7 +216,7 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
                 shown(list(chosen), 80),
             )
         self.uid, self.gid = record.uid, record.gid
-        self.supplemental_gids = passwd.supplemental_gids(
+        self.supplemental_gids = passwd_hook.supplemental_gids(
             record, self.passwd_config, self._image_needs()
         )
         if not self.keep_fs_gid:
@@ -233,7 +231,7 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
             additions = self.additions(record, built)
             for note in apply_to_pod(pod, additions):
                 self.log.info("nbspawner pod %s: %s", self.pod_name, note)
-            gids = passwd.supplemental_gids(record, self.passwd_config, self._image_needs())
+            gids = passwd_hook.supplemental_gids(record, self.passwd_config, self._image_needs())
             root_group = 0 in gids or record.gid == 0
             identity = {"uid": record.uid, "gid": record.gid, "supplemental_gids": gids}
             pin_identity(pod, **identity, fs_group=self.fs_gid, allow_root_group=root_group)
@@ -258,9 +256,9 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
         patch = plan.patch
         if self.passwd_hook != "off":
             needs = self._image_needs()
-            secret = passwd.hook_mode(self.passwd_config, needs) == "secret"
+            secret = passwd_hook.hook_mode(self.passwd_config, needs) == "secret"
             patch.extend(
-                passwd.build_passwd_patch(
+                passwd_hook.build_passwd_patch(
                     record,
                     image=self.image,
                     home=plan.home_mount_path,
@@ -298,7 +296,7 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
     async def stop(self, now: bool = False) -> None:
         await super().stop(now=now)
         if self.passwd_hook == "secret" or self.pending_secrets:
-            name = passwd.secret_name(self.pod_name)
+            name = passwd_hook.secret_name(self.pod_name)
             await delete_secret(self.api, self.namespace, name, self.log, self._log_name)
 
 

@@ -22,7 +22,7 @@ import yaml
 from jupyterhub.utils import format_exception
 from tornado import web
 
-from nbspawner import passwd
+from nbspawner import passwd, passwd_hook
 from tests.fixtures.controlplane import ControlPlane, wait_for
 
 from .conftest import (
@@ -298,7 +298,7 @@ async def test_secret_mode_creates_secret_before_pod_and_deletes_it(
         k8s.namespace, cmd=shell_cmd("whoami; head -1 /etc/passwd; id -gn"), passwd_hook="secret"
     )
     sp = make_nb_spawner(hub, "bob")  # bob's default: kubeflow-rstudio (needs a writable /run)
-    name = passwd.secret_name(sp.pod_name)
+    name = passwd_hook.secret_name(sp.pod_name)
     with record_api_calls() as calls:
         url = await start_ok(sp, k8s)
     writes = [(c.method, c.resource, c.name) for c in calls if c.method != "GET"]
@@ -537,7 +537,7 @@ async def test_api_server_rejection_is_a_clear_spawn_error(k8s: ControlPlane, ku
     assert left["pods"] == []
     if mode == "secret":
         # the Secret was created before the pod POST; the hub's stop() removes it
-        assert left["secrets"] == [passwd.secret_name(sp.pod_name)]
+        assert left["secrets"] == [passwd_hook.secret_name(sp.pod_name)]
     await asyncio.wait_for(sp.stop(), START)
     assert nothing_created(k8s) == {}
 
@@ -656,7 +656,7 @@ async def test_leftover_secret_does_not_block_spawn(k8s: ControlPlane, kubelet, 
     (403), and the Secret is immutable anyway (422 even with the permission)."""
     hub = nb_hub_config(k8s.namespace, passwd_hook="secret")
     sp = make_nb_spawner(hub, "bob")
-    name = passwd.secret_name(sp.pod_name)
+    name = passwd_hook.secret_name(sp.pod_name)
     stale = "bob:x:2002:3002:Old Name:/home/bob:/bin/bash\n"
     k8s.api(
         "POST",

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from nbspawner import passwd
+from nbspawner import passwd, passwd_hook
 from nbspawner.directory.base import UserRecord
 from nbspawner.errors import InvalidRecord
 from nbspawner.policy import GECOS_RE, MAX_ID, NAME_RE, SPECIAL_IDS, check_path
@@ -44,7 +44,7 @@ ALICE = UserRecord(
 )
 CONFIG = passwd.PasswdHookConfig()
 #: what the pod's supplementalGroups would be (the runtime sets them; here setpriv does)
-ALICE_GROUPS = passwd.supplemental_gids(ALICE, CONFIG)
+ALICE_GROUPS = passwd_hook.supplemental_gids(ALICE, CONFIG)
 
 PY_WHO = (
     "import getpass, os, pwd; "
@@ -115,7 +115,7 @@ def outputs(result: dict) -> dict:
 def test_before_and_after(image):
     steps = [
         *probes("before"),
-        {"op": "init", "id": "init", "env": passwd.script_env(ALICE, config=CONFIG)},
+        {"op": "init", "id": "init", "env": passwd_hook.script_env(ALICE, config=CONFIG)},
         {"op": "outputs", "id": "files"},
         {"op": "install"},
         *probes("after"),
@@ -160,7 +160,7 @@ def test_before_and_after(image):
 
 def test_the_user_cannot_change_the_files():
     steps = [
-        {"op": "init", "id": "init", "env": passwd.script_env(ALICE, config=CONFIG)},
+        {"op": "init", "id": "init", "env": passwd_hook.script_env(ALICE, config=CONFIG)},
         {"op": "install"},
         {
             "op": "run",
@@ -228,7 +228,7 @@ def test_container_root_cannot_edit_the_mounted_files():
     refuses uid 0 and drops every capability instead of relying on the mount alone.
     """
     steps = [
-        {"op": "init", "id": "init", "env": passwd.script_env(ALICE, config=CONFIG)},
+        {"op": "init", "id": "init", "env": passwd_hook.script_env(ALICE, config=CONFIG)},
         {"op": "install"},
         {
             "op": "run",
@@ -267,7 +267,7 @@ def test_container_root_cannot_edit_the_mounted_files():
 def test_uid_collision_with_jovyan_keeps_jovyan_after_the_user():
     bob = UserRecord("bob", 1000, 1000, "/home/bob", gecos="Bob", source="test")
     steps = [
-        {"op": "init", "id": "init", "env": passwd.script_env(bob, config=CONFIG)},
+        {"op": "init", "id": "init", "env": passwd_hook.script_env(bob, config=CONFIG)},
         {"op": "outputs", "id": "files"},
         {"op": "install"},
         {"op": "run", "id": "whoami", "argv": ["whoami"]},
@@ -289,7 +289,7 @@ def test_uid_collision_with_jovyan_keeps_jovyan_after_the_user():
 def test_name_collision_replaces_the_image_entry():
     jovyan = UserRecord("jovyan", 5000, 5000, "/home/jovyan", source="test")
     steps = [
-        {"op": "init", "id": "init", "env": passwd.script_env(jovyan, config=CONFIG)},
+        {"op": "init", "id": "init", "env": passwd_hook.script_env(jovyan, config=CONFIG)},
         {"op": "outputs", "id": "files"},
         {"op": "install"},
         {"op": "run", "id": "whoami", "argv": ["whoami"]},
@@ -314,7 +314,7 @@ def test_group_collisions():
         source="test",
     )
     steps = [
-        {"op": "init", "id": "init", "env": passwd.script_env(carol, config=CONFIG)},
+        {"op": "init", "id": "init", "env": passwd_hook.script_env(carol, config=CONFIG)},
         {"op": "outputs", "id": "files"},
         {"op": "install"},
         {"op": "run", "id": "staff", "argv": ["getent", "group", "staff"]},
@@ -341,10 +341,10 @@ def test_group_collisions():
 def test_kubeflow_image_with_root_group():
     """Kubeflow images: jovyan's primary gid 0; the user gets gid 0 as a supplementary group
     only when the catalog says so (extra_supplemental_gids)."""
-    groups = passwd.supplemental_gids(ALICE, CONFIG, {"extra_supplemental_gids": [0]})
+    groups = passwd_hook.supplemental_gids(ALICE, CONFIG, {"extra_supplemental_gids": [0]})
     assert 0 in groups
     steps = [
-        {"op": "init", "id": "init", "env": passwd.script_env(ALICE, config=CONFIG)},
+        {"op": "init", "id": "init", "env": passwd_hook.script_env(ALICE, config=CONFIG)},
         {"op": "install"},
         {"op": "run", "id": "id", "argv": ["id"]},
         {"op": "run", "id": "jovyan", "argv": ["id", "jovyan"]},
@@ -371,7 +371,7 @@ def test_every_shell_writes_what_merge_files_predicts(image, shell):
                 "op": "init",
                 "id": f"init{i}",
                 "shell": shell,
-                "env": passwd.script_env(record, config=CONFIG),
+                "env": passwd_hook.script_env(record, config=CONFIG),
             },
             {"op": "outputs", "id": f"files{i}"},
             {"op": "clear"},
@@ -385,7 +385,7 @@ def test_every_shell_writes_what_merge_files_predicts(image, shell):
         )
 
 
-GOOD_ENV = passwd.script_env(ALICE, config=CONFIG)
+GOOD_ENV = passwd_hook.script_env(ALICE, config=CONFIG)
 HOSTILE = [
     ("NB_PW_USER", "ali:ce"),
     ("NB_PW_USER", "alice\nevil"),

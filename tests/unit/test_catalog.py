@@ -194,7 +194,7 @@ def test_security_block_is_plain_data_the_passwd_hook_reads():
     )
     assert load_data(yaml.safe_load(GOOD)).images[0].security == catalog_module.Security()
     # the passwd hook takes the Security object as it is
-    from nbspawner.passwd import needs_dict
+    from nbspawner.passwd_hook import needs_dict
 
     assert needs_dict(security) == {
         "has_shell": False,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from nbspawner import passwd
+from nbspawner import passwd, passwd_hook
 from nbspawner.directory.base import UserRecord
 from nbspawner.errors import ConfigError, InvalidRecord
 from nbspawner.passwd import PasswdHookConfig
@@ -183,21 +183,21 @@ def test_bad_default_groups_are_a_config_error():
     with pytest.raises(ConfigError):
         passwd.group_entries(rec(), default_groups=(("us:ers", 100),))
     with pytest.raises(ConfigError):
-        passwd.supplemental_gids(rec(), PasswdHookConfig(default_groups=(("users", 0),)))
+        passwd_hook.supplemental_gids(rec(), PasswdHookConfig(default_groups=(("users", 0),)))
 
 
 def test_supplemental_gids():
     r = rec(supplemental_gids=(23456, 100, 12345))
-    assert passwd.supplemental_gids(r) == [23456, 100]
-    assert passwd.supplemental_gids(r, PasswdHookConfig(default_groups=())) == [23456, 100]
-    assert passwd.supplemental_gids(rec(), None, {"extra_supplemental_gids": [0, 100]}) == [
+    assert passwd_hook.supplemental_gids(r) == [23456, 100]
+    assert passwd_hook.supplemental_gids(r, PasswdHookConfig(default_groups=())) == [23456, 100]
+    assert passwd_hook.supplemental_gids(rec(), None, {"extra_supplemental_gids": [0, 100]}) == [
         23456,
         100,
         0,
     ]
     with pytest.raises(InvalidRecord):
-        passwd.supplemental_gids(rec(supplemental_gids=(0,)))
-    assert passwd.supplemental_gids(
+        passwd_hook.supplemental_gids(rec(supplemental_gids=(0,)))
+    assert passwd_hook.supplemental_gids(
         rec(supplemental_gids=(0,)), PasswdHookConfig(allow_gid_zero=True)
     ) == [0, 100]
 
@@ -436,7 +436,9 @@ IMAGE = "quay.io/jupyter/scipy-notebook:2025-01-01"
 
 def test_init_container_patch():
     r = rec(home="/export/home/alice")
-    patch = passwd.build_passwd_patch(r, image=IMAGE, home="/home/alice", config=PasswdHookConfig())
+    patch = passwd_hook.build_passwd_patch(
+        r, image=IMAGE, home="/home/alice", config=PasswdHookConfig()
+    )
     assert patch.volumes == [
         {"name": "nbspawner-passwd", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
     ]
@@ -501,14 +503,14 @@ def test_init_container_patch():
 
 def test_patch_refuses_a_bad_record():
     with pytest.raises(InvalidRecord):
-        passwd.build_passwd_patch(rec(uid=0), image=IMAGE, home="/home/alice")
+        passwd_hook.build_passwd_patch(rec(uid=0), image=IMAGE, home="/home/alice")
     with pytest.raises(InvalidRecord):
-        passwd.build_passwd_patch(rec(), image=IMAGE, home="/home/../root")
+        passwd_hook.build_passwd_patch(rec(), image=IMAGE, home="/home/../root")
 
 
 def test_shell_none_keeps_the_directory_shell_and_gid_zero_switch():
     config = PasswdHookConfig(shell=None, allow_gid_zero=True)
-    env = passwd.script_env(rec(shell="/bin/zsh", gid=0), home="/home/alice", config=config)
+    env = passwd_hook.script_env(rec(shell="/bin/zsh", gid=0), home="/home/alice", config=config)
     assert env["NB_PW_SHELL"] == "/bin/zsh" and env["NB_PW_ALLOW_GID0"] == "1"
 
 
@@ -516,14 +518,18 @@ def test_image_pull_policy_and_resources_are_configurable():
     config = PasswdHookConfig(
         image_pull_policy="IfNotPresent", init_resources={"limits": {"memory": "32Mi"}}
     )
-    [init] = passwd.build_passwd_patch(rec(), image=IMAGE, home="/h", config=config).init_containers
+    [init] = passwd_hook.build_passwd_patch(
+        rec(), image=IMAGE, home="/h", config=config
+    ).init_containers
     assert init["imagePullPolicy"] == "IfNotPresent"
     assert init["resources"] == {"limits": {"memory": "32Mi"}}
 
 
 @pytest.mark.parametrize("needs", [{"needs_writable_run": True}, {"s6_overlay": True}])
 def test_kubeflow_needs(needs):
-    patch = passwd.build_passwd_patch(rec(), image=IMAGE, home="/home/alice", image_needs=needs)
+    patch = passwd_hook.build_passwd_patch(
+        rec(), image=IMAGE, home="/home/alice", image_needs=needs
+    )
     assert {
         "name": "nbspawner-run",
         "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"},
@@ -531,7 +537,7 @@ def test_kubeflow_needs(needs):
     assert {"name": "nbspawner-run", "mountPath": "/run"} in patch.volume_mounts
     assert patch.env["S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES"] == "1"
     assert "S6_READ_ONLY_ROOT" not in patch.env
-    ro = passwd.build_passwd_patch(
+    ro = passwd_hook.build_passwd_patch(
         rec(), image=IMAGE, home="/home/alice", image_needs={**needs, "read_only_root": True}
     )
     assert ro.env["S6_READ_ONLY_ROOT"] == "1"
@@ -543,16 +549,16 @@ def test_needs_read_from_an_object_like_the_catalog_security():
         extra_supplemental_gids = (0,)
         has_shell = True
 
-    assert passwd.needs_dict(Security()) == {
+    assert passwd_hook.needs_dict(Security()) == {
         "has_shell": True,
         "needs_writable_run": True,
         "extra_supplemental_gids": (0,),
     }
-    assert passwd.supplemental_gids(rec(), None, Security()) == [23456, 100, 0]
+    assert passwd_hook.supplemental_gids(rec(), None, Security()) == [23456, 100, 0]
 
 
 def test_disabled_hook_adds_only_the_image_needs():
-    patch = passwd.build_passwd_patch(
+    patch = passwd_hook.build_passwd_patch(
         rec(), image=IMAGE, home="/h", config=PasswdHookConfig(enabled=False)
     )
     assert patch.init_containers == [] and patch.volumes == [] and patch.env == {}
@@ -560,7 +566,7 @@ def test_disabled_hook_adds_only_the_image_needs():
 
 def test_secret_mode():
     config = PasswdHookConfig(mode="secret")
-    patch = passwd.build_passwd_patch(
+    patch = passwd_hook.build_passwd_patch(
         rec(),
         image=IMAGE,
         home="/home/alice",
@@ -603,12 +609,14 @@ def test_secret_mode():
 
 
 def test_images_without_shell_use_the_secret_mode():
-    patch = passwd.build_passwd_patch(
+    patch = passwd_hook.build_passwd_patch(
         rec(), image=IMAGE, home="/h", image_needs={"has_shell": False}, pod_name="jupyter-alice"
     )
     assert patch.init_containers == [] and len(patch.secrets) == 1
     with pytest.raises(ValueError):
-        passwd.build_passwd_patch(rec(), image=IMAGE, home="/h", image_needs={"has_shell": False})
+        passwd_hook.build_passwd_patch(
+            rec(), image=IMAGE, home="/h", image_needs={"has_shell": False}
+        )
 
 
 def test_secret_base_without_jovyan_and_custom_base():

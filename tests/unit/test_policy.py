@@ -205,11 +205,11 @@ def test_the_group_limit_fits_the_kernels_environment_limit(n):
     (the limit is sound), and refuses one with 7500 (the limit is needed)."""
     import subprocess
 
-    from nbspawner import passwd
+    from nbspawner import passwd_hook
 
     def run(count):
         record = with_(posix_groups=_groups(count), supplemental_gids=())
-        env = passwd.script_env(record, home="/export/home/alice")
+        env = passwd_hook.script_env(record, home="/export/home/alice")
         return subprocess.run(["/usr/bin/env"], env=env, capture_output=True)
 
     assert run(n).returncode == 0

@@ -8,7 +8,7 @@ import kubernetes_validate
 import pytest
 from kubespawner.objects import make_pod
 
-from nbspawner import passwd, security
+from nbspawner import passwd, passwd_hook, security
 from nbspawner.directory.base import UserRecord
 from nbspawner.errors import UnsafePod
 from nbspawner.podpatch import apply_to_pod, manifest
@@ -91,11 +91,13 @@ async def test_harden_gives_zero_violations_and_does_not_mutate():
 async def test_pod_with_passwd_patch_and_run_volume_passes():
     model = kubespawner_model()
     needs = {"needs_writable_run": True}
-    patch = passwd.build_passwd_patch(ALICE, image="img", home="/home/alice", image_needs=needs)
+    patch = passwd_hook.build_passwd_patch(
+        ALICE, image="img", home="/home/alice", image_needs=needs
+    )
     apply_to_pod(model, patch)
     pod = manifest(model)
     out = hardened(
-        pod, supplemental_gids=passwd.supplemental_gids(ALICE, None, needs), fs_group=12345
+        pod, supplemental_gids=passwd_hook.supplemental_gids(ALICE, None, needs), fs_group=12345
     )
     assert security.restricted_violations(out) == []
     assert out["spec"]["initContainers"][0]["name"] == "nbspawner-passwd"
@@ -106,7 +108,8 @@ async def test_secret_mode_pod_passes():
     model = kubespawner_model()
     config = passwd.PasswdHookConfig(mode="secret")
     apply_to_pod(
-        model, passwd.build_passwd_patch(ALICE, image="i", home="/h", config=config, pod_name="p")
+        model,
+        passwd_hook.build_passwd_patch(ALICE, image="i", home="/h", config=config, pod_name="p"),
     )
     pod = manifest(model)
     assert security.restricted_violations(hardened(pod)) == []
@@ -452,7 +455,7 @@ async def test_hardened_pod_and_secret_match_the_kubernetes_schema(version, mode
     model = kubespawner_model()
     config = passwd.PasswdHookConfig(mode=mode)
     needs = {"needs_writable_run": True}
-    patch = passwd.build_passwd_patch(
+    patch = passwd_hook.build_passwd_patch(
         ALICE, image="img", home="/home/alice", config=config, image_needs=needs, pod_name="p"
     )
     apply_to_pod(model, patch)
