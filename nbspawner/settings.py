@@ -17,8 +17,10 @@ from jupyterhub.traitlets import EntryPointType
 from traitlets import Bool, Dict, Enum, Float, HasTraits, Int, List, TraitError, Unicode, validate
 
 from . import passwd
+from .catalog import Catalog, current_catalog
 from .directory import directory_entry_points
 from .directory.base import Directory
+from .directory.cache import CachedDirectory, shared_directory
 from .errors import ConfigError
 from .ids import id_problem, shown
 from .policy import (
@@ -317,6 +319,22 @@ class SpawnerSettings(HasTraits):
         return proposal["value"]
 
     # ------------------------------------------------------------------ assembled settings
+    def shared_directory(self) -> CachedDirectory:
+        """The hub-wide cached directory for this configuration (created on first use)."""
+        return shared_directory(
+            self.directory_class,
+            self,
+            ttl=self.directory_cache_ttl,
+            negative_ttl=self.directory_negative_cache_ttl,
+            max_size=self.directory_cache_size,
+        )
+
+    async def current_catalog(self) -> Catalog:
+        """The catalog now (reloaded if the file changed). CatalogError if none can be loaded."""
+        return await current_catalog(
+            self.catalog_file, self.catalog_check_interval, self.catalog, logger=self.log
+        )
+
     def fallback_record(self, username: str) -> UserRecord:
         fb = self.fallback_identity  # its keys and ids were checked when it was set
         return UserRecord(

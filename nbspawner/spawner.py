@@ -27,8 +27,6 @@ from tornado import web
 from traitlets import TraitError
 
 from . import metrics, passwd_hook, security
-from .catalog import Catalog, current_catalog
-from .directory.cache import CachedDirectory, shared_directory
 from .errors import ConfigError, NBSpawnerError, UserNotFound, cluster_rejected, user_facing_error
 from .ids import shown
 from .podpatch import PodPatch, apply_to_pod, manifest, mounts_view, pin_identity
@@ -77,16 +75,6 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
         return user_facing_error(err)
 
     # ------------------------------------------------------------------ 1. who the user is
-    def shared_directory(self) -> CachedDirectory:
-        """The hub-wide cached directory for this configuration (created on first use)."""
-        return shared_directory(
-            self.directory_class,
-            self,
-            ttl=self.directory_cache_ttl,
-            negative_ttl=self.directory_negative_cache_ttl,
-            max_size=self.directory_cache_size,
-        )
-
     async def resolve(self) -> UserRecord:
         """Look the user up (through the cache) and validate the record against the policy:
         the one identity check on the hub. Raises the user-facing error on any failure."""
@@ -112,12 +100,6 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
     # ------------------------------------------------------------------ 2. what they may run
     def uses_catalog(self) -> bool:
         return self.profile_list == self._catalog_profile_list
-
-    async def current_catalog(self) -> Catalog:
-        """The catalog now (reloaded if the file changed). CatalogError if none can be loaded."""
-        return await current_catalog(
-            self.catalog_file, self.catalog_check_interval, self.catalog, logger=self.log
-        )
 
     async def _catalog_profile_list(self, spawner: Any = None) -> list[dict[str, Any]]:
         """kubespawner's callable ``profile_list``: the catalog filtered by the user's groups.
