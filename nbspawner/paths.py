@@ -30,8 +30,12 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+
+from .errors import InvalidRecord, StorageError
+from .policy import check_path, path_is_under
 
 #: nbspawner's own volumes (passwd files, /run); nothing else may mount them
 RESERVED_VOLUME_PREFIX = "nbspawner-"
@@ -202,3 +206,79 @@ def pod_mount_problems(pod: Mapping[str, Any], own: Iterable[Mapping[str, Any]] 
                 "for nbspawner's own volumes"
             )
     return problems
+
+
+# ---------------------------------------------------------------------------
+# Where nbspawner itself mounts homes and data shares (stricter: never in a system tree)
+# ---------------------------------------------------------------------------
+
+#: a relative, normalised path (PVC subPath, {home_relative})
+RELATIVE_RE = re.compile(r"\A[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*\Z")
+
+#: mounting over these would break or subvert the image (the passwd files, binaries, secrets)
+SYSTEM_DIRS = (
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/proc",
+    "/run/secrets",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var/run/secrets",
+)
+
+
+def check_absolute(value: str, setting: str, error: type[Exception]) -> str:
+    try:
+        check_path(value, setting)
+    except InvalidRecord:
+        raise path_error(
+            error,
+            f"{setting} is not a normalised absolute path (allowed: /, A-Z a-z 0-9 _ . -; "
+            "no empty, '.' or '..' segments)",
+        ) from None
+    return value
+
+
+def check_relative(value: str, setting: str, error: type[Exception]) -> str:
+    ok = isinstance(value, str) and bool(RELATIVE_RE.match(value))
+    if ok and any(s in (".", "..") for s in value.split("/")):
+        ok = False
+    if not ok:
+        raise path_error(
+            error,
+            f"{setting} is not a normalised relative path (allowed: A-Z a-z 0-9 _ . - and /; "
+            "no leading /, no empty, '.' or '..' segments)",
+        )
+    return value
+
+
+def check_own_mount_path(value: str, setting: str, error: type[Exception]) -> str:
+    check_absolute(value, setting, error)
+    # value is normalised by now, so a prefix test is exact (and this runs for every mount)
+    if value == "/" or value in _SYSTEM_DIR_SET or value.startswith(_SYSTEM_DIR_PREFIXES):
+        raise path_error(
+            error,
+            f"{setting} is / or inside a system directory ({', '.join(SYSTEM_DIRS)}); "
+            "mount homes and data elsewhere (e.g. /home/..., /data/...)",
+        )
+    return value
+
+
+_SYSTEM_DIR_SET = frozenset(posixpath.normpath(d) for d in SYSTEM_DIRS)
+_SYSTEM_DIR_PREFIXES = tuple(d + "/" for d in sorted(_SYSTEM_DIR_SET))
+
+
+def path_error(error: type[Exception], message: str) -> Exception:
+    if error is StorageError:
+        return StorageError(message, reason="unsafe_storage_path")
+    return error(message)
+
+
+def overlaps(a: str, b: str) -> bool:
+    return path_is_under(a, b) or path_is_under(b, a)

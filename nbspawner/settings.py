@@ -32,7 +32,7 @@ from .policy import (
     IdentityPolicy,
 )
 from .record import UserRecord
-from .storage import HomeVolume, StorageConfig
+from .storage_config import HomeVolume, StorageConfig
 
 
 class _DirectoryClass(EntryPointType):

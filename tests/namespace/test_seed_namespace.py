@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from nbspawner.directory.base import UserRecord
-from nbspawner.storage import StorageConfig, build_storage
+from nbspawner.storage import build_storage
+from nbspawner.storage_config import StorageConfig
 
 pytestmark = pytest.mark.namespace
 

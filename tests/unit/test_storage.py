@@ -18,19 +18,20 @@ from nbspawner.directory.base import UserRecord
 from nbspawner.errors import ConfigError, StorageError
 from nbspawner.podpatch import restricted_container_security_context
 from nbspawner.storage import (
+    SEED_SCRIPT_PATH,
+    build_storage,
+    check_pod_conflicts,
+    resolve_home,
+    seed_script,
+)
+from nbspawner.storage_config import (
     HOME_VOLUME_NAME,
     SEED_CONTAINER_NAME,
-    SEED_SCRIPT_PATH,
     DataShare,
     HomeVolume,
     StorageConfig,
-    build_storage,
-    check_pod_conflicts,
-    render_template,
-    resolve_home,
-    seed_script,
-    template_keys,
 )
+from nbspawner.templates import render_template, template_keys
 
 IMAGE = "quay.io/jupyter/scipy-notebook:2024-10-07"
 

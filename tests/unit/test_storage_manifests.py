@@ -24,13 +24,8 @@ from traitlets.config import Config
 from nbspawner.directory.base import UserRecord
 from nbspawner.errors import ConfigError
 from nbspawner.podpatch import PodPatch
-from nbspawner.storage import (
-    HOME_VOLUME_NAME,
-    SEED_CONTAINER_NAME,
-    StorageConfig,
-    build_storage,
-    check_pod_conflicts,
-)
+from nbspawner.storage import build_storage, check_pod_conflicts
+from nbspawner.storage_config import HOME_VOLUME_NAME, SEED_CONTAINER_NAME, StorageConfig
 
 K8S_VERSIONS = ["1.25", "1.29", "1.33", "1.37"]
 IMAGE = "quay.io/jupyter/scipy-notebook:2024-10-07"
