@@ -34,7 +34,8 @@ from typing import Any
 import yaml
 
 from nbspawner.catalog import load_data, loads
-from nbspawner.profiles import build_profile_list, check_user_options, resolve_selection
+from nbspawner.choices import check_user_options, resolve_selection
+from nbspawner.profiles import build_profile_list
 
 SHAPES = [(10, 5, 3), (100, 20, 5), (500, 50, 10)]
 

@@ -27,11 +27,12 @@ from tornado import web
 from traitlets import TraitError
 
 from . import metrics, passwd_hook, security
+from .choices import Selection, resolve_selection
 from .errors import ConfigError, NBSpawnerError, UserNotFound, cluster_rejected, user_facing_error
 from .ids import shown
 from .podpatch import PodPatch, apply_to_pod, manifest, mounts_view, pin_identity
 from .policy import validate_record
-from .profiles import Selection, build_profile_list, resolve_selection
+from .profiles import build_profile_list
 from .record import UserRecord
 from .secrets import create_secrets, delete_secret
 from .settings import SpawnerSettings

@@ -23,8 +23,9 @@ from kubernetes_validate.utils import all_versions, latest_version, major_minor,
 from referencing import Registry, Resource
 
 from nbspawner.catalog import NO_GPU, load
+from nbspawner.choices import check_user_options, resolve_selection
 from nbspawner.errors import ForbiddenChoice
-from nbspawner.profiles import build_profile_list, check_user_options, resolve_selection
+from nbspawner.profiles import build_profile_list
 
 from ._kube import make_kubespawner, to_dict
 

@@ -15,17 +15,11 @@ from hypothesis import strategies as st
 from traitlets.config import Config
 
 from nbspawner.catalog import NO_GPU, Catalog, load, load_data
+from nbspawner.choices import check_user_options, resolve_selection
 from nbspawner.errors import ForbiddenChoice
 from nbspawner.hubconfig import HubConfig
 from nbspawner.offline import make_spawner, offline_kubeconfig
-from nbspawner.profiles import (
-    ALLOWED_OVERRIDE_KEYS,
-    META,
-    MergeList,
-    build_profile_list,
-    check_user_options,
-    resolve_selection,
-)
+from nbspawner.profiles import ALLOWED_OVERRIDE_KEYS, META, MergeList, build_profile_list
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "nbspawner" / "examples" / "catalog.yaml"
