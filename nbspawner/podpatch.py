@@ -7,10 +7,30 @@ kubespawner's own :func:`kubespawner.utils.get_k8s_model`, the way kubespawner t
 ``volumes``, ``init_containers`` and ``extra_containers`` settings into models. Nothing
 kubespawner wrote is converted or rebuilt; the identity itself reaches the pod through
 kubespawner's traits (``uid``, ``gid``, ``supplemental_gids``) before the pod is built.
+
+:func:`harden_pod` fills in what "restricted" requires and the user's identity:
+
+* pod level: ``runAsNonRoot: true``, ``runAsUser``/``runAsGroup`` = the directory uid/gid,
+  ``supplementalGroups`` = exactly the given list, ``fsGroup`` if given, seccomp
+  ``RuntimeDefault``;
+* every container, init container and ephemeral container: ``allowPrivilegeEscalation:
+  false``, ``capabilities.drop`` containing ``ALL``, ``runAsNonRoot: true``, seccomp
+  ``RuntimeDefault``, and ``runAsUser``/``runAsGroup`` = the directory uid/gid (every
+  container of a user's pod is the user, whoever added it).
+
+It only *adds* safety to fields that are unset. A field that explicitly asks for more
+(``privileged: true``, ``allowPrivilegeEscalation: true``, ``runAsUser: 0``, a capability, a
+hostPath volume, seccomp ``Unconfined``...) is left as it is, so that :func:`check_restricted`
+refuses the pod with a message naming it instead of silently "fixing" what a profile or an
+override asked for. An identity that contradicts the directory (a pod-level or container
+``runAsUser``/``runAsGroup`` other than the user's, or an ``fsGroup`` that is not the one
+``keep_fs_gid`` keeps) is refused at once.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +38,8 @@ from kubernetes_asyncio.client import V1Container, V1EnvVar, V1Volume, V1VolumeM
 from kubernetes_asyncio.client.api_client import ApiClient
 from kubespawner.utils import get_k8s_model
 
-from .security import CONTAINER_KINDS, NOTEBOOK_CONTAINER, harden_pod
+from .errors import UnsafePod
+from .security import CONTAINER_KINDS, NOTEBOOK_CONTAINER, _containers, _label
 
 # ApiClient() opens an HTTP session; its serializer needs none of the client's state
 _API_CLIENT = ApiClient.__new__(ApiClient)
@@ -172,7 +193,7 @@ def _all_containers(spec: Any) -> list[Any]:
 
 def pin_identity(pod: Any, **identity: Any) -> None:
     """Fill the security contexts kubespawner left unset with the user's identity and what
-    Pod Security "restricted" requires (see :func:`nbspawner.security.harden_pod`, which
+    Pod Security "restricted" requires (see :func:`harden_pod`, which
     refuses a context that contradicts the identity). Pod level and every container: the
     notebook, nbspawner's init containers and those nbspawner did not write."""
     spec = pod.spec
@@ -196,3 +217,122 @@ def _plain(context: Any) -> dict[str, Any]:
     if context is None:
         return {}
     return context if isinstance(context, dict) else manifest(context)
+
+
+# ---------------------------------------------------------------------------
+# Hardening (on the manifest dicts of the security contexts)
+# ---------------------------------------------------------------------------
+
+
+def _check_identity(uid: int, gid: int, supplemental_gids: Iterable[int], allow_root_group: bool):
+    def bad(what: str) -> UnsafePod:
+        return UnsafePod(f"harden_pod: {what}", reason="root_mode")
+
+    for name, value in (("uid", uid), ("gid", gid)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise bad(f"{name} must be a non-negative integer")
+    if uid == 0:
+        raise bad("uid 0 (root) is refused")
+    if gid == 0 and not allow_root_group:
+        raise bad("gid 0 (root group) is refused")
+    for g in supplemental_gids:
+        if not isinstance(g, int) or isinstance(g, bool) or g < 0:
+            raise bad("supplemental gids must be non-negative integers")
+        if g == 0 and not allow_root_group:
+            raise bad("supplemental gid 0 (root group) is refused")
+
+
+def harden_pod(
+    pod: dict[str, Any],
+    *,
+    uid: int,
+    gid: int,
+    supplemental_gids: Iterable[int] = (),
+    fs_group: int | None = None,
+    allow_root_group: bool = False,
+    strict_supplemental_groups: bool = False,
+    in_place: bool = False,
+) -> dict[str, Any]:
+    """Return a hardened deep copy of ``pod`` (see the module docstring); ``pod`` is unchanged.
+
+    ``in_place=True`` edits and returns ``pod`` itself (the spawner's own throwaway dict:
+    the copy costs more than the hardening).
+
+    ``strict_supplemental_groups`` sets ``supplementalGroupsPolicy: Strict`` (Kubernetes 1.31+
+    feature gate SupplementalGroupsPolicy): the runtime then does not add the groups the
+    *image's* /etc/group gives the uid. Raises UnsafePod for uid 0, gid 0 without
+    ``allow_root_group``, or an identity in the pod that contradicts uid/gid.
+    """
+    supplemental = list(dict.fromkeys(supplemental_gids))
+    _check_identity(uid, gid, supplemental, allow_root_group)
+    if fs_group is not None:
+        _check_identity(uid, fs_group, (), allow_root_group)
+
+    if not in_place:
+        pod = copy.deepcopy(pod)
+    spec = pod.setdefault("spec", {}) if "spec" in pod or "containers" not in pod else pod
+    psc = spec.get("securityContext") or {}
+    spec["securityContext"] = psc
+
+    for key, value in (("runAsUser", uid), ("runAsGroup", gid)):
+        current = psc.get(key)
+        if current is None:
+            psc[key] = value
+        elif current != value:
+            raise UnsafePod(
+                f"harden_pod: the pod's securityContext.{key} is {current}, not the user's "
+                f"{value}; a profile or extra_pod_config sets it (remove that setting)",
+                reason="identity_conflict",
+            )
+    if psc.get("runAsNonRoot") is None:
+        psc["runAsNonRoot"] = True
+    psc["supplementalGroups"] = supplemental
+    current_fs = psc.get("fsGroup")
+    if current_fs is not None and current_fs != fs_group:
+        where = (
+            "fsGroup is set only from KubeSpawner.fs_gid with NBSpawner.keep_fs_gid: true"
+            if fs_group is None
+            else f"NBSpawner.keep_fs_gid keeps fs_gid {fs_group}"
+        )
+        raise UnsafePod(
+            f"harden_pod: the pod's securityContext.fsGroup is {current_fs!r}; {where} "
+            "(remove fsGroup from extra_pod_config or the profile)",
+            reason="identity_conflict",
+        )
+    if fs_group is not None:
+        psc["fsGroup"] = fs_group
+    if psc.get("seccompProfile") is None:
+        psc["seccompProfile"] = {"type": "RuntimeDefault"}
+    if strict_supplemental_groups:
+        psc["supplementalGroupsPolicy"] = "Strict"
+
+    for kind, container in _containers(spec):
+        sc = container.get("securityContext") or {}
+        container["securityContext"] = sc
+        if sc.get("allowPrivilegeEscalation") is None:
+            sc["allowPrivilegeEscalation"] = False
+        caps = sc.get("capabilities") or {}
+        sc["capabilities"] = caps
+        drop = list(caps.get("drop") or [])
+        if "ALL" not in drop:
+            drop.insert(0, "ALL")
+        caps["drop"] = drop
+        if sc.get("runAsNonRoot") is None:
+            sc["runAsNonRoot"] = True
+        if sc.get("seccompProfile") is None:
+            sc["seccompProfile"] = {"type": "RuntimeDefault"}
+        # every container of the user's pod is the user: the notebook, nbspawner's init
+        # containers, and whatever extra_containers / init_containers / a profile adds
+        for key, value in (("runAsUser", uid), ("runAsGroup", gid)):
+            current = sc.get(key)
+            if current is None:
+                sc[key] = value
+            elif current != value:
+                raise UnsafePod(
+                    f"harden_pod: {_label(kind, container)} has securityContext.{key} "
+                    f"{current!r}, not the user's {value}; every container of a user's pod runs "
+                    "as the user (remove that setting from the profile, extra_containers, "
+                    "init_containers or extra_container_config)",
+                    reason="identity_conflict",
+                )
+    return pod

@@ -1,4 +1,4 @@
-"""Pure: (catalog, the user's group names) -> kubespawner ``profile_list``, and enforcement.
+"""Pure: (catalog, the user's group names) -> kubespawner ``profile_list``.
 
 :func:`build_profile_list` returns only what the user's groups allow, with the user's default
 marked ``default``. In ``mode: choices`` there is one profile per image, and sizes and GPU
@@ -7,7 +7,7 @@ catalog profile is one kubespawner profile with everything fixed.
 
 Every profile dict carries an ``"nbspawner"`` key (``{"image": slug}``, or for combinations
 ``{"profile", "image", "size", "gpu"}``) and every choice one too (``{"size": slug}``,
-``{"gpu": slug}``); kubespawner ignores them. :func:`resolve_selection` uses them to tell the
+``{"gpu": slug}``); kubespawner ignores them. :func:`nbspawner.choices.resolve_selection` uses them to tell the
 spawner, after ``load_user_options()``, which :class:`~nbspawner.catalog.Image` (and so which
 ``security`` needs), :class:`~nbspawner.catalog.Size` and :class:`~nbspawner.catalog.GPU` were
 chosen.

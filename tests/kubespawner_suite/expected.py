@@ -179,7 +179,7 @@ RESTRICTED = Entry(
     DIFFERENCE,
     "every container runs as the user (compatibility.md, 'Pod Security restricted'): the "
     "test's init container asks for privileged: true, runAsUser 0 and capability NET_ADMIN; "
-    "NBSpawner refuses that pod (nbspawner/security.py harden_pod; 403 identity_conflict) "
+    "NBSpawner refuses that pod (nbspawner/podpatch.py harden_pod; 403 identity_conflict) "
     "where KubeSpawner builds it",
     match="init container 'mock_name_2' has securityContext.runAsUser 0",
     passes=("posix",),

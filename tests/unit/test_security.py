@@ -8,7 +8,7 @@ import kubernetes_validate
 import pytest
 from kubespawner.objects import make_pod
 
-from nbspawner import passwd, passwd_hook, security
+from nbspawner import passwd, passwd_hook, podpatch, security
 from nbspawner.directory.base import UserRecord
 from nbspawner.errors import UnsafePod
 from nbspawner.podpatch import apply_to_pod, manifest
@@ -53,7 +53,7 @@ def kubespawner_model(**kw):
 def hardened(pod: dict, **kw) -> dict:
     args = dict(uid=12345, gid=12345, supplemental_gids=[23456, 100])
     args.update(kw)
-    return security.harden_pod(pod, **args)
+    return podpatch.harden_pod(pod, **args)
 
 
 async def test_plain_kubespawner_pod_is_not_restricted():
@@ -431,7 +431,7 @@ async def test_allowed_values_pass(mutate):
 
 def test_bare_pod_spec_is_accepted():
     spec = {"containers": [{"name": "notebook", "image": "x"}]}
-    out = security.harden_pod(spec, uid=2000, gid=2000)
+    out = podpatch.harden_pod(spec, uid=2000, gid=2000)
     assert security.restricted_violations(out) == []
     assert "containers" in out and "spec" not in out
 
