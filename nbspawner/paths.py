@@ -215,21 +215,10 @@ def pod_mount_problems(pod: Mapping[str, Any], own: Iterable[Mapping[str, Any]] 
 #: a relative, normalised path (PVC subPath, {home_relative})
 RELATIVE_RE = re.compile(r"\A[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*\Z")
 
-#: mounting over these would break or subvert the image (the passwd files, binaries, secrets)
-SYSTEM_DIRS = (
-    "/bin",
-    "/boot",
-    "/dev",
-    "/etc",
-    "/lib",
-    "/lib32",
-    "/lib64",
-    "/proc",
-    "/run/secrets",
-    "/sbin",
-    "/sys",
-    "/usr",
-    "/var/run/secrets",
+#: where nbspawner never mounts a home or a data share, nor below: the system trees, with all of
+#: /run/secrets and /var/run/secrets (not only the service-account token directories)
+SYSTEM_DIRS = tuple(
+    sorted({t for t in SYSTEM_TREES if "/secrets/" not in t} | {"/run/secrets", "/var/run/secrets"})
 )
 
 

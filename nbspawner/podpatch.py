@@ -274,16 +274,15 @@ def harden_pod(
     psc = spec.get("securityContext") or {}
     spec["securityContext"] = psc
 
-    for key, value in (("runAsUser", uid), ("runAsGroup", gid)):
-        current = psc.get(key)
-        if current is None:
-            psc[key] = value
-        elif current != value:
-            raise UnsafePod(
-                f"harden_pod: the pod's securityContext.{key} is {current}, not the user's "
-                f"{value}; a profile or extra_pod_config sets it (remove that setting)",
-                reason="identity_conflict",
-            )
+    _pin(
+        psc,
+        uid,
+        gid,
+        lambda key, current, value: (
+            f"harden_pod: the pod's securityContext.{key} is {current}, "
+            f"not the user's {value}; a profile or extra_pod_config sets it (remove that setting)"
+        ),
+    )
     if psc.get("runAsNonRoot") is None:
         psc["runAsNonRoot"] = True
     psc["supplementalGroups"] = supplemental
@@ -323,16 +322,24 @@ def harden_pod(
             sc["seccompProfile"] = {"type": "RuntimeDefault"}
         # every container of the user's pod is the user: the notebook, nbspawner's init
         # containers, and whatever extra_containers / init_containers / a profile adds
-        for key, value in (("runAsUser", uid), ("runAsGroup", gid)):
-            current = sc.get(key)
-            if current is None:
-                sc[key] = value
-            elif current != value:
-                raise UnsafePod(
-                    f"harden_pod: {_label(kind, container)} has securityContext.{key} "
-                    f"{current!r}, not the user's {value}; every container of a user's pod runs "
-                    "as the user (remove that setting from the profile, extra_containers, "
-                    "init_containers or extra_container_config)",
-                    reason="identity_conflict",
-                )
+        _pin(
+            sc,
+            uid,
+            gid,
+            lambda key, current, value, who=_label(kind, container): (
+                f"harden_pod: {who} has securityContext.{key} {current!r}, not the user's "
+                f"{value}; every container of a user's pod runs as the user (remove that setting "
+                "from the profile, extra_containers, init_containers or extra_container_config)"
+            ),
+        )
     return pod
+
+
+def _pin(context: dict[str, Any], uid: int, gid: int, conflict: Any) -> None:
+    """Set runAsUser/runAsGroup where unset; refuse a context that asks for someone else."""
+    for key, value in (("runAsUser", uid), ("runAsGroup", gid)):
+        current = context.get(key)
+        if current is None:
+            context[key] = value
+        elif current != value:
+            raise UnsafePod(conflict(key, current, value), reason="identity_conflict")
