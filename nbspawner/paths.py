@@ -28,7 +28,6 @@ What this does not see: symbolic links inside the image (an image whose ``/opt/x
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -150,10 +149,6 @@ def _containers(spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any
                 yield f"{noun.get(kind, 'container')} {container.get('name', '?')!r}", container
 
 
-def _key(entry: Any) -> str:
-    return json.dumps(entry, sort_keys=True, default=repr)
-
-
 def pod_mount_problems(pod: Mapping[str, Any], own: Iterable[Mapping[str, Any]] = ()) -> list[str]:
     """Every mount of every container in ``pod`` (a camelCase dict) that breaks the rules above.
 
@@ -162,7 +157,7 @@ def pod_mount_problems(pod: Mapping[str, Any], own: Iterable[Mapping[str, Any]] 
     first, so an entry equal to one of nbspawner's can only be nbspawner's. Returns one
     sentence per problem.
     """
-    own_ids = {_key(m) for m in own}
+    own = list(own)
     spec = pod.get("spec") if "spec" in pod else pod
     spec = spec if isinstance(spec, Mapping) else {}
     problems: list[str] = []
@@ -179,7 +174,7 @@ def pod_mount_problems(pod: Mapping[str, Any], own: Iterable[Mapping[str, Any]] 
                         f"{label}: two mounts at {norm!r} ({seen[norm]!r} and {path!r})"
                     )
                 seen.setdefault(norm, path)
-            if _key(mount) in own_ids:
+            if any(mount == o for o in own):
                 continue
             if mount.get("subPath"):
                 problem = relative_path_problem(mount["subPath"], "subPath")
@@ -197,7 +192,7 @@ def pod_mount_problems(pod: Mapping[str, Any], own: Iterable[Mapping[str, Any]] 
     for volume in spec.get("volumes") or ():
         name = volume.get("name") if isinstance(volume, Mapping) else None
         if (
-            _key(volume) not in own_ids
+            not any(volume == o for o in own)
             and isinstance(name, str)
             and name.startswith(RESERVED_VOLUME_PREFIX)
         ):

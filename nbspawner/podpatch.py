@@ -30,6 +30,7 @@ override asked for. An identity that contradicts the directory (a pod-level or c
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +57,7 @@ def mounts_view(pod: Any) -> dict[str, Any]:
     spec = pod.spec
     view: dict[str, Any] = {"volumes": manifest(spec.volumes or [])}
     for kind in CONTAINER_KINDS:
-        attr = "".join(f"_{c.lower()}" if c.isupper() else c for c in kind)
+        attr = _snake(kind)
         view[kind] = [
             {"name": _get(c, "name"), "volumeMounts": manifest(_get(c, "volumeMounts") or [])}
             for c in getattr(spec, attr) or []
@@ -111,8 +112,12 @@ def _get(obj: Any, key: str) -> Any:
     """A field of a model or of a camelCase dict (kubespawner's lists may hold either)."""
     if isinstance(obj, dict):
         return obj.get(key)
-    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
-    return getattr(obj, snake, None)
+    return getattr(obj, _snake(key), None)
+
+
+@functools.cache
+def _snake(key: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
 
 
 def notebook_container(pod: Any) -> Any:

@@ -238,14 +238,14 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
             self.log.debug("nbspawner storage for %s: %s", self._log_name, line)
         patch = plan.patch
         if self.passwd_hook != "off":
-            needs = self._image_needs()
-            secret = passwd_hook.hook_mode(self.passwd_config, needs) == "secret"
+            needs, config = self._image_needs(), self.passwd_config
+            secret = passwd_hook.hook_mode(config, needs) == "secret"
             patch.extend(
                 passwd_hook.build_passwd_patch(
                     record,
                     image=self.image,
                     home=plan.home_mount_path,
-                    config=self.passwd_config,
+                    config=config,
                     image_needs=needs,
                     pod_name=self.pod_name,
                     labels=self._build_common_labels({}) if secret else None,  # only the Secret's
