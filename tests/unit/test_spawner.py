@@ -227,7 +227,14 @@ async def test_unknown_user_is_refused_with_a_readable_message(caplog):
     assert err.status_code == 403
     assert err.jupyterhub_message.startswith("Your account was not found in the user directory")
     assert metrics.REFUSALS.labels(reason="not_found")._value.get() == before + 1
-    assert any("Refusing to spawn mallory" in r.getMessage() for r in caplog.records)
+    assert caplog.record_tuples == [
+        (
+            "traitlets",
+            logging.WARNING,
+            "Refusing to spawn mallory: static: user 'mallory' is not in StaticDirectory.users "
+            "or .path",
+        )
+    ]
     # fail closed: the spawner never got an identity, so no manifest can be built either
     with pytest.raises(web.HTTPError):
         await spawner.get_pod_manifest()
@@ -537,24 +544,32 @@ async def test_admin_supplemental_gids_are_added_to_the_directorys_groups(caplog
         spawner, pod = await build(hub)
     gids = pod["spec"]["securityContext"]["supplementalGroups"]
     assert gids == [3003, 100, 5000]  # directory, default_groups, then the admin's (deduplicated)
-    assert any(
-        "alice gets KubeSpawner.supplemental_gids [5000, 3003] besides the directory's groups"
-        in r.getMessage()
-        for r in caplog.records
-    )
+    assert (
+        "traitlets",
+        logging.INFO,
+        "alice gets KubeSpawner.supplemental_gids [5000, 3003] besides the directory's groups",
+    ) in caplog.record_tuples
 
 
 @pytest.mark.parametrize(
     "gid,expected",
-    [(0, "is 0 (root), which the passwd hook refuses"), (65534, "65534 is an id file servers")],
+    [
+        (0, "is 0 (root), which the passwd hook refuses"),
+        (65534, "65534 is an id file servers treat specially, which the passwd hook refuses"),
+    ],
 )
 async def test_admin_supplemental_gids_follow_the_id_rules(gid, expected, caplog):
     hub = z2jh_config()
     hub.config.KubeSpawner.supplemental_gids = [gid]
     with caplog.at_level(logging.WARNING), pytest.raises(web.HTTPError):
         await build(hub)
-    logged = [r.getMessage() for r in caplog.records if "Refusing to spawn" in r.getMessage()]
-    assert logged and "KubeSpawner.supplemental_gids" in logged[0] and expected in logged[0]
+    assert caplog.record_tuples == [
+        (
+            "traitlets",
+            logging.WARNING,
+            f"Refusing to spawn alice: config: KubeSpawner.supplemental_gids {expected}",
+        )
+    ]
 
 
 async def test_a_profiles_supplemental_gids_are_ignored_with_a_warning(caplog):
@@ -563,9 +578,14 @@ async def test_a_profiles_supplemental_gids_are_ignored_with_a_warning(caplog):
     with caplog.at_level(logging.WARNING):
         spawner, pod = await build(hub, profile="evil")
     assert 4242 not in pod["spec"]["securityContext"]["supplementalGroups"]
-    assert any(
-        "a profile's supplemental_gids [4242] are ignored" in r.getMessage() for r in caplog.records
-    )
+    assert caplog.record_tuples == [
+        (
+            "traitlets",
+            logging.WARNING,
+            "alice: a profile's supplemental_gids [4242] are ignored: groups come from the "
+            "directory (and KubeSpawner.supplemental_gids, NBSpawner.default_groups)",
+        )
+    ]
 
 
 HOSTILE_HUB_NAMES = [
