@@ -160,6 +160,23 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_install_files(args: argparse.Namespace) -> int:
+    from . import install_files
+
+    if args.route == "extrafiles":
+        data = install_files.extra_files_values(args.mount_dir)
+    elif args.route == "configmap":
+        data = install_files.configmap(args.name)
+    else:
+        data = install_files.configmap_values(args.name, args.mount_dir)
+    print(_dump(data), end="")
+    print(
+        install_files.budget("extrafiles" if args.route == "extrafiles" else "configmap"),
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nbspawner",
@@ -231,6 +248,26 @@ def build_parser() -> argparse.ArgumentParser:
         "cluster); repeatable",
     )
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "install-files",
+        help="the package as files for the hub without an image build (z2jh hub.extraFiles, "
+        "or a ConfigMap); prints YAML, and the size budget to stderr",
+    )
+    p.add_argument(
+        "route",
+        choices=["extrafiles", "configmap", "configmap-values"],
+        help="extrafiles: a hub.extraFiles values block (helm --values); configmap: a "
+        "ConfigMap manifest (kubectl apply); configmap-values: the hub.extraVolumes and "
+        "hub.extraVolumeMounts that mount it (helm --values)",
+    )
+    p.add_argument("--name", default="nbspawner", help="the ConfigMap's name (default: nbspawner)")
+    p.add_argument(
+        "--mount-dir",
+        default="/usr/local/etc/jupyterhub",
+        help="a directory on the hub's sys.path (default: z2jh's /usr/local/etc/jupyterhub)",
+    )
+    p.set_defaults(func=cmd_install_files)
 
     p = sub.add_parser("catalog", help="image catalog tools")
     csub = p.add_subparsers(dest="catalog_command", metavar="SUBCOMMAND")

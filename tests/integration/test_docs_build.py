@@ -132,7 +132,15 @@ def test_cli_reference_lists_every_command(built_docs):
     generated = (DOCS / "reference" / "cli.md").read_text()
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    assert set(sub.choices) == {"preview", "lookup", "profiles", "render", "check", "catalog"}
+    assert set(sub.choices) == {
+        "preview",
+        "lookup",
+        "profiles",
+        "render",
+        "check",
+        "install-files",
+        "catalog",
+    }
     for name in sub.choices:
         assert f"## `nbspawner {name}`" in generated
     assert "### `nbspawner catalog check`" in generated
