@@ -14,25 +14,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import yaml
-
-from . import offline
+from . import offline, output
 from ._version import __version__
 from .errors import NBSpawnerError
 from .hubconfig import HubConfig, load_hub_config
 from .offline import example_config, example_file
 
 
-def _options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if getattr(args, "profile", None):
-        options["profile"] = args.profile
-    for item in getattr(args, "option", None) or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--option expects KEY=VALUE, got {item!r}")
-        options[key] = value
-    return options
+class UsageError(Exception):
+    """A command line the command cannot run (exit code 2, like argparse's own)."""
 
 
 def _summarise_profiles(profiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -47,21 +37,17 @@ def _summarise_profiles(profiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-class _Dumper(yaml.SafeDumper):
-    """YAML with multi-line strings (the init scripts) in readable block style."""
-
-
-def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    if "\n" in value:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
-
-
-_Dumper.add_representer(str, _str_representer)
-
-
-def _dump(data: Any) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100)
+def _emit(args: argparse.Namespace, data: Any, table_text: str | None = None) -> None:
+    """``data`` in the chosen output format (``table_text``: the table, where there is one)."""
+    fmt = getattr(args, "output", None) or "yaml"
+    if fmt == "json":
+        print(output.dump_json(data), end="")
+    elif fmt == "table" and table_text is not None:
+        print(table_text, end="")
+    elif fmt == "table":
+        raise UsageError(f"nbspawner {args.command} has no table output; use -o yaml or -o json")
+    else:
+        print(output.dump_yaml(data), end="")
 
 
 def _print_notes(hub: HubConfig) -> None:
@@ -74,7 +60,7 @@ def _file_map(args: argparse.Namespace) -> dict[str, str]:
     for item in getattr(args, "file", None) or []:
         mount, sep, local = item.partition("=")
         if not sep:
-            raise SystemExit(f"--file expects MOUNTPATH=LOCALPATH, got {item!r}")
+            raise UsageError(f"--file expects MOUNTPATH=LOCALPATH, got {item!r}")
         out[mount] = local
     return out
 
@@ -92,62 +78,157 @@ def _hub(args: argparse.Namespace) -> HubConfig:
     return hub
 
 
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if getattr(args, "profile", None):
+        options["profile"] = args.profile
+    for item in getattr(args, "option", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--option expects KEY=VALUE, got {item!r}")
+        options[key] = value
+    return options
+
+
+def _pod(args: argparse.Namespace, pod: Any) -> Any:
+    return pod if getattr(args, "full", False) else output.script_references(pod)
+
+
+def _containers_table(pod: dict[str, Any]) -> str:
+    rows = []
+    spec = pod["spec"]
+    for kind in ("initContainers", "containers"):
+        for c in spec.get(kind) or []:
+            sc = c.get("securityContext") or {}
+            mounts = ", ".join(m["mountPath"] for m in c.get("volumeMounts") or [])
+            rows.append(
+                (
+                    kind[:-1],
+                    c["name"],
+                    c.get("image"),
+                    sc.get("runAsUser"),
+                    sc.get("runAsGroup"),
+                    mounts,
+                )
+            )
+    return output.table(("kind", "name", "image", "uid", "gid", "mounts"), rows)
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
     hub = _hub(args)
     username = args.user
+    options = _options(args)
     profiles = asyncio.run(offline.profiles(hub, username))
-    rendered = asyncio.run(offline.render(hub, username, _options(args)))
+    rendered = asyncio.run(offline.render(hub, username, options))
+    summary = output.summary(rendered, options)
+    pod = _pod(args, rendered["pod"])
+    if args.output == "json":
+        print(
+            output.dump_json(
+                {
+                    "summary": summary,
+                    "user": rendered["record"],
+                    "profiles": _summarise_profiles(profiles),
+                    "secrets": rendered["secrets"],
+                    "pod": pod,
+                }
+            ),
+            end="",
+        )
+        return 0
+    if args.output == "table":
+        rows = [(k, "; ".join(v) if isinstance(v, list) else v) for k, v in summary.items()]
+        print(output.table(("field", "value"), rows), end="")
+        return 0
     print(f"# nbspawner {__version__} preview for user {username!r}: what the hub would create")
+    print("# --- summary ---")
+    print(output.dump_yaml({"summary": summary}), end="")
     print("# --- who the user is (from the directory) ---")
-    print(_dump({"user": rendered["record"]}), end="")
+    print(output.dump_yaml({"user": rendered["record"]}), end="")
     print("# --- the profiles this user may pick ---")
-    print(_dump({"profiles": _summarise_profiles(profiles)}), end="")
+    print(output.dump_yaml({"profiles": _summarise_profiles(profiles)}), end="")
     if rendered["secrets"]:
         print("# --- Secrets created before the pod ---")
         for s in rendered["secrets"]:
             print("---")
-            print(_dump(s), end="")
+            print(output.dump_yaml(s), end="")
     print("# --- the pod (dry run: nothing was sent to a cluster) ---")
     print("---")
-    print(_dump(rendered["pod"]), end="")
+    print(output.dump_yaml(pod), end="")
     return 0
 
 
 def cmd_lookup(args: argparse.Namespace) -> int:
     hub = _hub(args)
     record = asyncio.run(offline.lookup(hub, args.user))
-    print(_dump(record), end="")
+
+    def cell(key: str, value: Any) -> Any:
+        if key == "posix_groups":
+            return ", ".join(f"{name} {gid}" for name, gid in value)
+        return ", ".join(map(str, value)) if isinstance(value, list) else value
+
+    rows = [(k, cell(k, v)) for k, v in record.items()]
+    _emit(args, record, output.table(("field", "value"), rows))
     return 0
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:
     hub = _hub(args)
     profiles = asyncio.run(offline.profiles(hub, args.user))
+    summary = _summarise_profiles(profiles)
+    rows = [
+        (
+            p["slug"],
+            p["display_name"],
+            "yes" if p.get("default") else "no",
+            "; ".join(f"{k}: {', '.join(v)}" for k, v in (p.get("options") or {}).items()),
+        )
+        for p in summary
+    ]
     if args.full:
         from .catalog import plain
 
         # plain lists and dicts: the overrides kubespawner calls (MergeList) dump as lists
-        print(_dump(plain(profiles)), end="")
+        _emit(args, plain(profiles))
     else:
-        print(_dump(_summarise_profiles(profiles)), end="")
+        _emit(args, summary, output.table(("slug", "display name", "default", "options"), rows))
     return 0
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     hub = _hub(args)
     rendered = asyncio.run(offline.render(hub, args.user, _options(args)))
+    pod = _pod(args, rendered["pod"])
+    if args.output in ("json", "table"):
+        _emit(args, {"secrets": rendered["secrets"], "pod": pod}, _containers_table(pod))
+        return 0
     for s in rendered["secrets"]:
-        print(_dump(s) + "---")
-    print(_dump(rendered["pod"]), end="")
+        print(output.dump_yaml(s) + "---")
+    print(output.dump_yaml(pod), end="")
     return 0
 
 
 def cmd_catalog_check(args: argparse.Namespace) -> int:
-    from .catalog import check_file
+    from .catalog import format_report, load
+    from .errors import CatalogError
 
-    ok, text = check_file(args.file)
-    print(text)
-    return 0 if ok else 1
+    try:
+        catalog = load(args.file)
+        errors, warnings = [], list(catalog.warnings)
+    except CatalogError as e:
+        catalog, errors, warnings = None, list(e.problems), []
+    data = {
+        "file": str(args.file),
+        "ok": not errors,
+        "errors": [{"location": loc, "message": msg} for loc, msg in errors],
+        "warnings": [{"location": loc, "message": msg} for loc, msg in warnings],
+    }
+    text = format_report(str(args.file), errors, warnings, catalog) + "\n"
+    if (args.output or "table") == "table":
+        print(text, end="")
+    else:
+        _emit(args, data)
+    return 0 if not errors else 1
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -155,8 +236,18 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     hub = _hub(args)
     ok, lines = asyncio.run(run_checks(hub, args.user or ()))
-    for line in lines:
-        print(line)
+    if (args.output or "table") == "table":
+        for line in lines:
+            print(line)
+    else:
+        results = []
+        for line in lines:
+            level, _, message = line.partition(" ")
+            if level in ("OK", "WARN", "FAIL"):
+                results.append({"level": level, "message": message.strip()})
+            elif results and line.startswith(" "):
+                results[-1]["message"] += "\n" + line.strip()
+        _emit(args, {"ok": ok, "results": results})
     return 0 if ok else 1
 
 
@@ -169,11 +260,9 @@ def cmd_install_files(args: argparse.Namespace) -> int:
         data = install_files.configmap(args.name)
     else:
         data = install_files.configmap_values(args.name, args.mount_dir)
-    print(_dump(data), end="")
-    print(
-        install_files.budget("extrafiles" if args.route == "extrafiles" else "configmap"),
-        file=sys.stderr,
-    )
+    _emit(args, data)
+    route = "extrafiles" if args.route == "extrafiles" else "configmap"
+    print(install_files.budget(route), file=sys.stderr)
     return 0
 
 
@@ -183,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Admin tools for nbspawner, the JupyterHub KubeSpawner for directory identities. "
         "Without --config, commands use the bundled example (a static directory with users "
         "alice, bob and carol, and the example image catalog).",
+        epilog="Exit codes: 0 ok; 1 a problem was found (a refused user, a failed check, an "
+        "invalid catalog); 2 the command line is wrong.",
     )
     parser.add_argument("--version", action="version", version=f"nbspawner {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -201,13 +292,28 @@ def build_parser() -> argparse.ArgumentParser:
             help="a hub file given with `helm --set-file` (e.g. the catalog): where it is locally",
         )
 
+    def add_output(p: argparse.ArgumentParser, default: str = "yaml") -> None:
+        p.add_argument(
+            "--output",
+            "-o",
+            choices=output.FORMATS,
+            default=default,
+            help=f"yaml, json or table (default: {default})",
+        )
+
+    def add_full(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--full",
+            action="store_true",
+            help="show nbspawner's init scripts in the pod (default: file name and sha256)",
+        )
+
     def add_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--profile", "-p", help="the profile slug the user picks (default: their default)"
         )
         p.add_argument(
             "--option",
-            "-o",
             action="append",
             metavar="KEY=VALUE",
             help="a profile option choice, as the spawn form's user_options carry it (e.g. "
@@ -218,23 +324,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("user", nargs="?", default="alice", help="username (default: alice)")
     add_config(p)
     add_options(p)
+    add_full(p)
+    add_output(p)
     p.set_defaults(func=cmd_preview)
 
     p = sub.add_parser("lookup", help="resolve USER in the directory (which backend answered)")
     p.add_argument("user")
     add_config(p)
+    add_output(p)
     p.set_defaults(func=cmd_lookup)
 
     p = sub.add_parser("profiles", help="the profiles USER would see")
     p.add_argument("user")
     p.add_argument("--full", action="store_true", help="print the whole kubespawner profile_list")
     add_config(p)
+    add_output(p)
     p.set_defaults(func=cmd_profiles)
 
     p = sub.add_parser("render", help="the exact pod manifest for USER as YAML (dry run)")
     p.add_argument("user")
     add_config(p)
     add_options(p)
+    add_full(p)
+    add_output(p)
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("check", help="check configuration, catalog and directory connectivity")
@@ -247,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also spawn NAME as the hub would (lookup, policy, default profile, pod; no "
         "cluster); repeatable",
     )
+    add_output(p, "table")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(
@@ -267,12 +380,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="/usr/local/etc/jupyterhub",
         help="a directory on the hub's sys.path (default: z2jh's /usr/local/etc/jupyterhub)",
     )
+    add_output(p)
     p.set_defaults(func=cmd_install_files)
 
     p = sub.add_parser("catalog", help="image catalog tools")
     csub = p.add_subparsers(dest="catalog_command", metavar="SUBCOMMAND")
     c = csub.add_parser("check", help="validate a catalog file and print every problem")
     c.add_argument("file")
+    add_output(c, "table")
     c.set_defaults(func=cmd_catalog_check)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
     return parser
@@ -292,6 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     spawner_log.addHandler(handler)
     try:
         return args.func(args)
+    except UsageError as err:
+        print(f"nbspawner: {err}", file=sys.stderr)
+        return 2
     except NBSpawnerError as err:
         print(f"nbspawner: {err.log_message}", file=sys.stderr)
         for location, message in getattr(err, "problems", []):

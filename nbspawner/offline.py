@@ -134,8 +134,13 @@ async def render(hub: HubConfig, username: str, options: dict[str, Any]) -> dict
         spawner = make_spawner(hub, username, user_options=options)
         await spawner.load_user_options()
         pod = await spawner.get_pod_manifest()
+        record = spawner.record
         return {
-            "record": spawner.record.as_dict() if spawner.record else None,
+            "record": record.as_dict() if record else None,
             "pod": manifest(pod),
-            "secrets": [s for s in spawner.pending_secrets],
+            "secrets": list(spawner.pending_secrets),
+            # for the preview's summary: what was chosen, from which catalog, for which groups
+            "selection": spawner.selection,
+            "catalog": await spawner.current_catalog() if spawner.uses_catalog() else None,
+            "access_groups": sorted(spawner.access_groups(record)) if record else [],
         }

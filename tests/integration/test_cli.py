@@ -8,6 +8,7 @@ session's slapd, with a z2jh ``config.yaml`` (and a ``jupyterhub_config.py``) wr
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -173,9 +174,9 @@ def test_preview_unknown_user(capsys):
 
 
 def test_bad_option_syntax(capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["render", "alice", "--option", "size"])
-    assert "KEY=VALUE" in str(info.value)
+    code, out, err = call(capsys, "render", "alice", "--option", "size")
+    assert (code, out) == (2, "")  # a usage error, like argparse's own
+    assert err.splitlines()[-1] == "nbspawner: --option expects KEY=VALUE, got 'size'"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,7 +358,7 @@ def test_render(capsys, ldap_config):
 
 def test_render_profile_and_options(capsys, ldap_config):
     code, out, err = call(
-        capsys, "render", "alice", "-p", "scipy", "-o", "size=medium", *ldap_config
+        capsys, "render", "alice", "-p", "scipy", "--option", "size=medium", *ldap_config
     )
     assert code == 0, err
     container = notebook(yaml.safe_load(out))
@@ -369,7 +370,9 @@ def test_render_forbidden_choices(capsys, ldap_config):
     code, out, err = call(capsys, "render", "bob", "-p", "pytorch-cuda", *ldap_config)
     assert (code, out) == (1, "")
     assert "You may not use the image 'pytorch-cuda'" in err
-    code, out, err = call(capsys, "render", "alice", "-p", "scipy", "-o", "size=huge", *ldap_config)
+    code, out, err = call(
+        capsys, "render", "alice", "-p", "scipy", "--option", "size=huge", *ldap_config
+    )
     assert (code, out) == (1, "")
     assert "There is no size 'huge'" in err
     no_secret(out, err)
@@ -487,3 +490,116 @@ def test_jupyterhub_config_py(capsys, tmp_path, slapd):
     code, out, err = call(capsys, "check", "--config", str(path))
     assert code == 0, out + err
     no_secret(out, err)
+
+
+# ---------------------------------------------------------------------------------------------
+# output: the preview's summary, the init scripts by reference, -o yaml|json|table
+# ---------------------------------------------------------------------------------------------
+
+
+def test_preview_starts_with_a_summary_of_the_choice_and_its_reasons(capsys):
+    code, out, _ = call(capsys, "preview", "alice")
+    assert code == 0
+    lines = out.splitlines()
+    start = lines.index("# --- summary ---")
+    assert lines[start + 1 : start + 16] == [
+        "summary:",
+        "  profile: pytorch-cuda, PyTorch (CUDA 12) (default for group gpu-users)",
+        "  image: quay.io/jupyter/pytorch-notebook:cuda12-2024-09-30",
+        "  size: large, cpu 2 to 4, memory 16Gi (default for group gpu-users)",
+        "  gpu: nvidia-mig-1g-10gb, 1 x nvidia.com/mig-1g.10gb (default for group gpu-users)",
+        "  identity: uid 2001, gid 3001, groups physics 3001, gpu-users 3003 (from the static "
+        "directory)",
+        "  home: /home/alice",
+        "  mounts:",
+        "  - /dev/shm <- emptyDir dshm",
+        "  - /home/alice <- pvc institute-homes:alice",
+        "  - /data/physics <- pvc institute-data:groups/physics",
+        "  - /data/reference <- pvc institute-data:reference (read-only)",
+        "  - /etc/passwd <- emptyDir nbspawner-passwd:passwd (read-only)",
+        "  - /etc/group <- emptyDir nbspawner-passwd:group (read-only)",
+        "# --- who the user is (from the directory) ---",
+    ]
+    code, out, _ = call(capsys, "preview", "alice", "--profile", "scipy", "--option", "size=medium")
+    assert "  profile: scipy, SciPy (chosen)" in out.splitlines()
+    assert "  size: medium, cpu 1 to 2, memory 4Gi to 8Gi (chosen)" in out.splitlines()
+    assert "  gpu: none" in out.splitlines()
+
+
+def test_preview_names_the_init_scripts_unless_full(capsys):
+    import hashlib
+
+    scripts = {}
+    for name in ("passwd-init.sh", "seed-home.sh"):
+        text = (REPO / "nbspawner" / "data" / name).read_text()
+        scripts[name] = (text, hashlib.sha256(text.encode()).hexdigest()[:16], len(text))
+    _, short, _ = call(capsys, "preview", "alice")
+    _, full, _ = call(capsys, "preview", "alice", "--full")
+
+    def strings(value):
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from strings(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from strings(v)
+
+    short_strings = set(strings(preview_docs(short)[1]))
+    full_strings = set(strings(preview_docs(full)[1]))
+    for name, (text, digest, size) in scripts.items():
+        reference = f"<nbspawner/data/{name}: sha256 {digest}, {size:,} bytes; --full shows it>"
+        assert reference in short_strings and text not in short_strings
+        assert text in full_strings and reference not in full_strings
+    assert len(short.splitlines()) < len(full.splitlines()) // 2
+
+
+def test_output_formats(capsys):
+    code, out, _ = call(capsys, "lookup", "alice", "-o", "table")
+    assert code == 0
+    assert out.splitlines()[:3] == [
+        "FIELD               VALUE",
+        "username            alice",
+        "uid                 2001",
+    ]
+    assert "posix_groups        gpu-users 3003, physics 3001" in out.splitlines()
+    code, out, _ = call(capsys, "lookup", "alice", "-o", "json")
+    assert json.loads(out)["uid"] == 2001
+    code, out, _ = call(capsys, "profiles", "bob", "-o", "table")
+    lines = out.splitlines()
+    assert lines[0].split() == ["SLUG", "DISPLAY", "NAME", "DEFAULT", "OPTIONS"]
+    assert [line.split()[0] for line in lines[1:]] == [
+        "scipy",
+        "datascience",
+        "scipy-2024-04",
+        "kubeflow-scipy",
+        "kubeflow-tensorflow",
+        "kubeflow-rstudio",
+    ]
+    assert lines[-1].split()[-5:] == ["yes", "size:", "small,", "medium,", "large"]
+    code, out, _ = call(capsys, "render", "alice", "-o", "table")
+    assert [line.split()[:2] for line in out.splitlines()] == [
+        ["KIND", "NAME"],
+        ["initContainer", "nbs-seed-home"],
+        ["initContainer", "nbspawner-passwd"],
+        ["container", "notebook"],
+    ]
+    assert all(line.split()[3:5] == ["2001", "3001"] for line in out.splitlines()[1:])
+    code, out, _ = call(capsys, "render", "alice", "-o", "json")
+    assert json.loads(out)["pod"]["kind"] == "Pod"
+    code, out, _ = call(capsys, "check", "-o", "json")
+    data = json.loads(out)
+    assert data["ok"] is True and data["results"][0]["level"] == "OK"
+    assert data["results"][-1] == {
+        "level": "WARN",
+        "message": "no user was looked up: this checked the configuration only (add --user NAME "
+        "to spawn users as the hub would)",
+    }
+    code, out, _ = call(capsys, "catalog", "check", example_file("catalog.yaml"), "-o", "json")
+    assert (code, json.loads(out)["ok"]) == (0, True)
+    code, out, err = call(capsys, "install-files", "configmap", "-o", "table")
+    assert (code, out) == (2, "")
+    assert err.splitlines()[-1] == (
+        "nbspawner: nbspawner install-files has no table output; use -o yaml or -o json"
+    )
