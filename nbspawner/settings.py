@@ -9,6 +9,7 @@ needed: they are cheap, and nothing can go stale.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Mapping
 from typing import Any
@@ -40,6 +41,27 @@ class _DirectoryClass(EntryPointType):
 
     def load_entry_points(self) -> dict[str, Any]:
         return directory_entry_points()
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        try:
+            return super().validate(obj, value)
+        except TraitError:
+            if not isinstance(value, str):
+                raise
+        names = sorted(self.load_entry_points())
+        if "." not in value:
+            close = difflib.get_close_matches(value.lower(), names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise TraitError(
+                f"NBSpawner.directory_class: {shown(value)} is not a directory backend; {hint}"
+                f"the names are {', '.join(names)}, or give a class by its import path "
+                "(package.module.Class)"
+            ) from None
+        raise TraitError(
+            f"NBSpawner.directory_class: {shown(value)} could not be imported as a Directory "
+            f"class (check the module path and that the package is installed in the hub); "
+            f"the built-in names are {', '.join(names)}"
+        ) from None
 
 
 class SpawnerSettings(HasTraits):

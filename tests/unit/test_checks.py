@@ -384,3 +384,32 @@ async def test_check_user_reports_identity_choice_and_pod(tmp_path):
         "StaticDirectory.users or .path"
     ) in lines
     assert lines[-1] == "nbspawner check: 1 problem found"
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        (
+            "ldpa",
+            "FAIL NBSpawner.directory_class: 'ldpa' is not a directory backend; did you mean "
+            "'ldap'? the names are chain, http, ldap, ldapauth, oidc, static, or give a class by "
+            "its import path (package.module.Class)",
+        ),
+        (
+            "statik",
+            "FAIL NBSpawner.directory_class: 'statik' is not a directory backend; did you mean "
+            "'static'? the names are chain, http, ldap, ldapauth, oidc, static, or give a class "
+            "by its import path (package.module.Class)",
+        ),
+        (
+            "site.backends.Missing",
+            "FAIL NBSpawner.directory_class: 'site.backends.Missing' could not be imported as a "
+            "Directory class (check the module path and that the package is installed in the "
+            "hub); the built-in names are chain, http, ldap, ldapauth, oidc, static",
+        ),
+    ],
+)
+async def test_unknown_directory_class_lists_the_names(tmp_path, name, expected):
+    ok, lines = await check(tmp_path, values(directory_class=name))
+    assert not ok
+    assert fails(lines) == [expected]
