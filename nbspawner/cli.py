@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import yaml
+
 from . import offline, output
 from ._version import __version__
 from .errors import NBSpawnerError
@@ -90,6 +92,28 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def _auth_state(args: argparse.Namespace, hub: HubConfig) -> Any:
+    """The user's auth_state for the claim-based backends: ``--auth-state FILE`` as it is, or
+    ``--claims FILE`` placed where OIDCClaimsDirectory reads them (``auth_state_key``)."""
+    path = getattr(args, "auth_state", None) or getattr(args, "claims", None)
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)  # JSON is YAML
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise UsageError(f"{path} is not JSON or YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} must hold a mapping (a JSON object)")
+    if args.auth_state:
+        return data
+    section = hub.config.get("OIDCClaimsDirectory", {})
+    key = section.get("auth_state_key", "oauth_user") if hasattr(section, "get") else "oauth_user"
+    return {key: data}
+
+
 def _pod(args: argparse.Namespace, pod: Any) -> Any:
     return pod if getattr(args, "full", False) else output.script_references(pod)
 
@@ -118,8 +142,9 @@ def cmd_preview(args: argparse.Namespace) -> int:
     hub = _hub(args)
     username = args.user
     options = _options(args)
-    profiles = asyncio.run(offline.profiles(hub, username))
-    rendered = asyncio.run(offline.render(hub, username, options))
+    state = _auth_state(args, hub)
+    profiles = asyncio.run(offline.profiles(hub, username, state))
+    rendered = asyncio.run(offline.render(hub, username, options, state))
     summary = output.summary(rendered, options)
     pod = _pod(args, rendered["pod"])
     if args.output == "json":
@@ -160,7 +185,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 def cmd_lookup(args: argparse.Namespace) -> int:
     hub = _hub(args)
-    record = asyncio.run(offline.lookup(hub, args.user))
+    record = asyncio.run(offline.lookup(hub, args.user, _auth_state(args, hub)))
 
     def cell(key: str, value: Any) -> Any:
         if key == "posix_groups":
@@ -174,7 +199,7 @@ def cmd_lookup(args: argparse.Namespace) -> int:
 
 def cmd_profiles(args: argparse.Namespace) -> int:
     hub = _hub(args)
-    profiles = asyncio.run(offline.profiles(hub, args.user))
+    profiles = asyncio.run(offline.profiles(hub, args.user, _auth_state(args, hub)))
     summary = _summarise_profiles(profiles)
     rows = [
         (
@@ -197,7 +222,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     hub = _hub(args)
-    rendered = asyncio.run(offline.render(hub, args.user, _options(args)))
+    rendered = asyncio.run(offline.render(hub, args.user, _options(args), _auth_state(args, hub)))
     pod = _pod(args, rendered["pod"])
     if args.output in ("json", "table"):
         _emit(args, {"secrets": rendered["secrets"], "pod": pod}, _containers_table(pod))
@@ -301,6 +326,19 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"yaml, json or table (default: {default})",
         )
 
+    def add_identity(p: argparse.ArgumentParser) -> None:
+        who = p.add_mutually_exclusive_group()
+        who.add_argument(
+            "--claims",
+            metavar="FILE",
+            help="the user's OIDC claims (JSON or YAML), for OIDCClaimsDirectory",
+        )
+        who.add_argument(
+            "--auth-state",
+            metavar="FILE",
+            help="the user's whole auth_state (JSON or YAML), e.g. ldapauthenticator's",
+        )
+
     def add_full(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--full",
@@ -326,12 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(p)
     add_full(p)
     add_output(p)
+    add_identity(p)
     p.set_defaults(func=cmd_preview)
 
     p = sub.add_parser("lookup", help="resolve USER in the directory (which backend answered)")
     p.add_argument("user")
     add_config(p)
     add_output(p)
+    add_identity(p)
     p.set_defaults(func=cmd_lookup)
 
     p = sub.add_parser("profiles", help="the profiles USER would see")
@@ -339,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="print the whole kubespawner profile_list")
     add_config(p)
     add_output(p)
+    add_identity(p)
     p.set_defaults(func=cmd_profiles)
 
     p = sub.add_parser("render", help="the exact pod manifest for USER as YAML (dry run)")
@@ -347,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(p)
     add_full(p)
     add_output(p)
+    add_identity(p)
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("check", help="check configuration, catalog and directory connectivity")

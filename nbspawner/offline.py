@@ -115,23 +115,25 @@ def make_spawner(
     return spawner
 
 
-async def lookup(hub: HubConfig, username: str) -> dict[str, Any]:
+async def lookup(hub: HubConfig, username: str, auth_state: Any = None) -> dict[str, Any]:
     with offline_kubeconfig():
-        spawner = make_spawner(hub, username)
+        spawner = make_spawner(hub, username, auth_state=auth_state)
         record = await spawner.resolve()
         return record.as_dict()
 
 
-async def profiles(hub: HubConfig, username: str) -> list[dict[str, Any]]:
+async def profiles(hub: HubConfig, username: str, auth_state: Any = None) -> list[dict[str, Any]]:
     with offline_kubeconfig():
-        spawner = make_spawner(hub, username)
+        spawner = make_spawner(hub, username, auth_state=auth_state)
         await spawner.resolve()
         return await spawner.user_profile_list()
 
 
-async def render(hub: HubConfig, username: str, options: dict[str, Any]) -> dict[str, Any]:
+async def render(
+    hub: HubConfig, username: str, options: dict[str, Any], auth_state: Any = None
+) -> dict[str, Any]:
     with offline_kubeconfig():
-        spawner = make_spawner(hub, username, user_options=options)
+        spawner = make_spawner(hub, username, user_options=options, auth_state=auth_state)
         await spawner.load_user_options()
         pod = await spawner.get_pod_manifest()
         record = spawner.record

@@ -603,3 +603,60 @@ def test_output_formats(capsys):
     assert err.splitlines()[-1] == (
         "nbspawner: nbspawner install-files has no table output; use -o yaml or -o json"
     )
+
+
+def oidc_config(tmp_path: Path) -> Path:
+    values = {
+        "hub": {
+            "config": {
+                "JupyterHub": {"spawner_class": "nbspawner"},
+                "NBSpawner": {"directory_class": "oidc", "home_roots": ["/home"]},
+                "OIDCClaimsDirectory": {
+                    "uid_claim": "posix.uid",
+                    "gid_claim": "posix.gid",
+                    "home_claim": "posix.home",
+                    "group_gids": {"physics": 3001},
+                },
+            }
+        },
+        # the chart's default iptables init container runs as root: nbspawner refuses it
+        "singleuser": {"cloudMetadata": {"blockWithIptables": False}},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def test_claims_and_auth_state_files_preview_oidc_users(capsys, tmp_path):
+    config = oidc_config(tmp_path)
+    claims = {"preferred_username": "dana", "groups": ["physics"]}
+    claims["posix"] = {"uid": 2101, "gid": 3001, "home": "/home/dana"}
+    (tmp_path / "claims.json").write_text(json.dumps(claims))
+    code, out, err = call(
+        capsys, "lookup", "dana", "-c", str(config), "--claims", str(tmp_path / "claims.json")
+    )
+    assert code == 0, err
+    record = yaml.safe_load(out)
+    assert (record["uid"], record["gid"], record["home"], record["source"]) == (
+        2101,
+        3001,
+        "/home/dana",
+        "oidc",
+    )
+    assert record["posix_groups"] == [["physics", 3001]]
+    # the same claims as a whole auth_state, under the key GenericOAuthenticator uses
+    (tmp_path / "state.yaml").write_text(yaml.safe_dump({"oauth_user": claims}))
+    code, out, _ = call(
+        capsys, "render", "dana", "-c", str(config), "--auth-state", str(tmp_path / "state.yaml")
+    )
+    assert code == 0
+    assert notebook(yaml.safe_load(out))["securityContext"]["runAsUser"] == 2101
+    # without them the backend has nothing to read: the hub's refusal, exit 1 (another user:
+    # dana's record is in the directory cache of this process now, as it would be in the hub)
+    code, _, err = call(capsys, "lookup", "erin", "-c", str(config))
+    assert code == 1 and "auth_state" in err
+    code, _, err = call(capsys, "lookup", "dana", "-c", str(config), "--claims", "/nope.json")
+    assert (code, err.splitlines()[-1]) == (
+        2,
+        "nbspawner: cannot read /nope.json: No such file or directory",
+    )
