@@ -73,6 +73,9 @@ async def check_users(hub: HubConfig, usernames: Iterable[str], report: Report) 
     the pod. A user the hub would refuse fails with the hub's own log message."""
     from tornado import web
 
+    usernames = list(usernames)
+    seen_groups: set[str] = set()
+    catalog = None
     for username in usernames:
         with offline_kubeconfig():
             spawner = make_spawner(hub, username)
@@ -87,6 +90,9 @@ async def check_users(hub: HubConfig, usernames: Iterable[str], report: Report) 
             report.fail(lines_for_exception(f"user {username!r}: spawning crashed", e))
             continue
         record = spawner.record
+        seen_groups |= spawner.access_groups(record)
+        if spawner.uses_catalog():
+            catalog = await spawner.current_catalog()
         sel = spawner.selection
         choice = (
             f"image {sel.image.slug}, size {sel.size.slug if sel.size else '-'}, "
@@ -103,3 +109,13 @@ async def check_users(hub: HubConfig, usernames: Iterable[str], report: Report) 
             f"{pod['metadata']['name']} builds ({len(containers)} container(s), "
             f"{len(init)} init container(s))"
         )
+    if catalog is not None:
+        unheld = sorted(catalog.group_names() - seen_groups)
+        if unheld:
+            report.warn(
+                "catalog: no checked user is in "
+                + ", ".join(repr(g) for g in unheld)
+                + " (named by allowed_groups or defaults): a misspelt group makes what it "
+                "allows unreachable for everyone; check with a user of each group "
+                f"(checked: {', '.join(repr(u) for u in usernames)})"
+            )
