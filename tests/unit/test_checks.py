@@ -421,12 +421,6 @@ def write_typo_catalog(tmp_path: Path) -> None:
     (tmp_path / "catalog.yaml").write_text(yaml.safe_dump(catalog, sort_keys=False))
 
 
-def write_typo_catalog(tmp_path: Path) -> None:
-    catalog = yaml.safe_load(Path(example_file("catalog.yaml")).read_text())
-    catalog["images"][0]["allowed_groups"] = ["phyiscs"]  # the typo an admin makes
-    (tmp_path / "catalog.yaml").write_text(yaml.safe_dump(catalog, sort_keys=False))
-
-
 async def test_check_users_warns_about_groups_no_checked_user_has(tmp_path):
     ok, lines = await run_checks(example_config(), ["alice", "bob", "carol"])
     assert ok and not [line for line in lines if "no checked user is in" in line]
