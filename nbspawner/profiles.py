@@ -66,6 +66,11 @@ ALLOWED_OVERRIDE_KEYS = frozenset(
         "extra_resource_limits",
         "node_selector",
         "tolerations",
+        "node_affinity_required",
+        "node_affinity_preferred",
+        "image_pull_policy",
+        "image_pull_secrets",
+        "service_account",
     }
 )
 NO_GPU_DISPLAY_NAME = "No GPU"
@@ -78,8 +83,10 @@ SLUG_RE = re.compile(r"\A[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 # ---------------------------------------------------------------------------
 
 
-def _merge_key(trait: str, item: Mapping[str, Any]) -> Any:
-    if trait == "volumes":
+def _merge_key(trait: str, item: Any) -> Any:
+    if isinstance(item, str):  # image_pull_secrets may be plain names
+        return item
+    if trait in ("volumes", "image_pull_secrets"):
         return item.get("name")
     if trait == "volume_mounts":
         return item.get("mountPath")
@@ -110,28 +117,23 @@ class ListOverride(list):
 
 
 class MergeList(ListOverride):
-    """Entries to merge into one of the spawner's list traits (volumes, volume_mounts, tolerations).
+    """Entries to merge into one of the spawner's list traits (volumes, tolerations, ...).
 
     kubespawner's ``_apply_overrides`` calls callable override values with the spawner; this one
-    returns the spawner's list (a dict-valued trait is taken as its values sorted by key, as
-    kubespawner does) with these entries added. An entry with the same volume name / mount path
-    replaces the spawner's one; an identical toleration is not added twice.
-
-    The spawner's list is remembered the first time, so applying a profile again on the same
-    spawner (JupyterHub reuses a spawner after a failed start) does not pile up entries from
-    an earlier choice.
+    returns the spawner's current list (a dict-valued trait is taken as its values sorted by
+    key, as kubespawner does) with these entries added. An entry with the same volume name /
+    mount path replaces the spawner's one; an identical entry is not added twice. So the image's,
+    the size's and the GPU's entries for one trait add up. (NBSpawner puts the configured
+    values back before each spawn, so an earlier choice leaves nothing behind.)
     """
 
     __slots__ = ()
 
     def __call__(self, spawner: Any) -> list[Any]:
-        bases = spawner.__dict__.setdefault("_nbspawner_list_bases", {})
-        if self.trait not in bases:
-            current = getattr(spawner, self.trait, None) or []
-            if isinstance(current, Mapping):
-                current = [current[k] for k in sorted(current)]
-            bases[self.trait] = plain(list(current))
-        merged = plain(bases[self.trait])
+        current = getattr(spawner, self.trait, None) or []
+        if isinstance(current, Mapping):
+            current = [current[k] for k in sorted(current)]
+        merged = plain(list(current))
         positions = {_merge_key(self.trait, item): i for i, item in enumerate(merged)}
         for item in self:
             key = _merge_key(self.trait, item)
@@ -143,9 +145,68 @@ class MergeList(ListOverride):
         return merged
 
 
+class NodeTerms(ListOverride):
+    """Required node-affinity terms, added *to* each of the spawner's own terms.
+
+    Kubernetes ORs the terms of ``nodeSelectorTerms``: appending ours would let the pod onto
+    any node matching either (z2jh's "user nodes only" term, or the catalog's node pool). So each
+    configured term gets the catalog term's expressions added (an AND), one combination per pair.
+    """
+
+    __slots__ = ()
+
+    def __call__(self, spawner: Any) -> list[Any]:
+        current = plain(list(getattr(spawner, self.trait, None) or []))
+        if not current:
+            return plain(list(self))
+        return [
+            {
+                key: [*(mine.get(key) or []), *(theirs.get(key) or [])]
+                for key in ("matchExpressions", "matchFields")
+                if mine.get(key) or theirs.get(key)
+            }
+            for mine in current
+            for theirs in plain(list(self))
+        ]
+
+
 # ---------------------------------------------------------------------------
 # Building the pieces
 # ---------------------------------------------------------------------------
+
+
+def placement_override(entry: Any) -> dict[str, Any]:
+    """The node pool of an image, a size or a GPU option, as kubespawner overrides."""
+    override: dict[str, Any] = {}
+    if entry.node_selector:
+        override["node_selector"] = dict(entry.node_selector)
+    if entry.tolerations:
+        override["tolerations"] = MergeList("tolerations", entry.tolerations)
+    node = (getattr(entry, "affinity", None) or {}).get("nodeAffinity") or {}
+    required = (node.get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get(
+        "nodeSelectorTerms"
+    )
+    if required:
+        override["node_affinity_required"] = NodeTerms("node_affinity_required", required)
+    preferred = node.get("preferredDuringSchedulingIgnoredDuringExecution")
+    if preferred:
+        override["node_affinity_preferred"] = MergeList("node_affinity_preferred", preferred)
+    return override
+
+
+def merged_overrides(*overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Overrides applied as one (combinations mode): dicts merged, list overrides joined."""
+    out: dict[str, Any] = {}
+    for override in overrides:
+        for key, value in override.items():
+            before = out.get(key)
+            if isinstance(before, dict) and isinstance(value, dict):
+                out[key] = {**before, **value}
+            elif isinstance(before, ListOverride) and isinstance(value, ListOverride):
+                out[key] = type(value)(key, [*before, *value])
+            else:
+                out[key] = value
+    return out
 
 
 def image_override(image: Image) -> dict[str, Any]:
@@ -160,7 +221,14 @@ def image_override(image: Image) -> dict[str, Any]:
         override["volumes"] = MergeList("volumes", image.volumes)
     if image.volume_mounts:
         override["volume_mounts"] = MergeList("volume_mounts", image.volume_mounts)
-    return override
+    if image.image_pull_policy:
+        override["image_pull_policy"] = image.image_pull_policy
+    if image.image_pull_secrets:
+        secrets = [{"name": name} for name in image.image_pull_secrets]
+        override["image_pull_secrets"] = MergeList("image_pull_secrets", secrets)
+    if image.service_account:
+        override["service_account"] = image.service_account
+    return {**override, **placement_override(image)}
 
 
 def size_override(size: Size) -> dict[str, Any]:
@@ -171,6 +239,7 @@ def size_override(size: Size) -> dict[str, Any]:
         "cpu_limit": size.cpu_limit,
         "mem_guarantee": size.mem_guarantee,
         "mem_limit": size.mem_limit,
+        **placement_override(size),
     }
 
 
@@ -184,10 +253,7 @@ def gpu_override(gpu: GPU | None, all_resources: Iterable[str]) -> dict[str, Any
     override: dict[str, Any] = {}
     if gpu is not None:
         limits[gpu.resource] = str(gpu.count)
-        if gpu.node_selector:
-            override["node_selector"] = dict(gpu.node_selector)
-        if gpu.tolerations:
-            override["tolerations"] = MergeList("tolerations", gpu.tolerations)
+        override.update(placement_override(gpu))
     if limits:
         override["extra_resource_limits"] = limits
     return override
@@ -343,10 +409,11 @@ def _combination_profiles(catalog: Catalog, groups: frozenset[str]) -> list[dict
             continue  # hidden image, or the profile's own groups
         if not all(e.allows(groups) for e in (image, size, gpu) if e is not None):
             continue
-        override = image_override(image)
-        if size is not None:
-            override.update(size_override(size))
-        override.update(gpu_override(gpu, resources))
+        override = merged_overrides(
+            image_override(image),
+            size_override(size) if size is not None else {},
+            gpu_override(gpu, resources),
+        )
         profile: dict[str, Any] = {
             "display_name": shown_text(combo.display_name),
             "slug": combo.slug,

@@ -210,6 +210,13 @@ class SpawnerSettings(HasTraits):
         string: no seeding.""",
     )
 
+    allowed_service_accounts = List(
+        Unicode(),
+        config=True,
+        help="""ServiceAccounts a catalog image may ask for (``service_account``, e.g. Kubeflow's
+        ``default-editor`` for Pipelines). Empty: none; the pod keeps KubeSpawner.service_account.""",
+    )
+
     # ------------------------------------------------------------------ passwd + pod security
     passwd_hook = Enum(
         ["init-container", "secret", "off"],

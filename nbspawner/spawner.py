@@ -17,6 +17,7 @@ defaults: the catalog is installed in ``__init__`` and the identity set at spawn
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from typing import Any
 
@@ -32,7 +33,7 @@ from .errors import ConfigError, NBSpawnerError, UserNotFound, cluster_rejected,
 from .ids import shown
 from .podpatch import PodPatch, apply_to_pod, manifest, mounts_view, pin_identity
 from .policy import validate_record
-from .profiles import build_profile_list
+from .profiles import ALLOWED_OVERRIDE_KEYS, build_profile_list
 from .record import UserRecord
 from .secrets import create_secrets, delete_secret
 from .settings import SpawnerSettings
@@ -58,6 +59,9 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
         #: directory's groups (a profile's override is ignored, with a warning)
         gids = self.supplemental_gids
         self.admin_gids = tuple(gids) if isinstance(gids, (list, tuple)) else ()
+        #: the traits catalog choices override, as configured: put back before each spawn, so
+        #: a choice adds to the admin's values and an earlier choice leaves nothing behind
+        self._configured = {k: copy.deepcopy(getattr(self, k)) for k in ALLOWED_OVERRIDE_KEYS}
         # z2jh always sets profile_list = [] on KubeSpawner, which beats any default of ours
         if not self.profile_list and (self.catalog_file or self.catalog):
             self.profile_list = self._catalog_profile_list
@@ -126,6 +130,12 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
         catalog = await self.current_catalog()
         profile_list = build_profile_list(catalog, self.access_groups(record))
         selection = resolve_selection(catalog, profile_list, self.user_options)
+        account = selection.image.service_account
+        if account and account not in self.allowed_service_accounts:
+            raise ConfigError(
+                f"catalog image {selection.image.slug} asks for service account {account!r}, "
+                "which NBSpawner.allowed_service_accounts does not list"
+            )
         size, gpu = selection.size, selection.gpu
         self.log.info(
             "%s chose image %s, size %s, gpu %s",
@@ -170,6 +180,8 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
             try:
                 if self.uses_catalog():
                     self.selection = await self.select(record)
+                    for key, value in self._configured.items():
+                        setattr(self, key, copy.deepcopy(value))
                 self.supplemental_gids = list(self.admin_gids)  # a profile may override it
                 await super().load_user_options()
                 self.apply_identity(record)

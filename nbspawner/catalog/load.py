@@ -97,6 +97,15 @@ def _groups(value: list[str] | None) -> frozenset[str] | None:
     return frozenset(value)
 
 
+def _placement(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The node-pool fields an image or a size may carry, read-only."""
+    return {
+        "node_selector": _frozen(entry.get("node_selector", {})),
+        "tolerations": tuple(_frozen(t) for t in entry.get("tolerations", [])),
+        "affinity": _frozen(entry.get("affinity", {})),
+    }
+
+
 def _build(
     data: Mapping[str, Any], *, source: str, warnings: tuple[tuple[str, str], ...]
 ) -> Catalog:
@@ -130,6 +139,10 @@ def _build(
                     has_shell=security.get("has_shell", True),
                     read_only_root=security.get("read_only_root", False),
                 ),
+                **_placement(entry),
+                image_pull_policy=entry.get("image_pull_policy"),
+                image_pull_secrets=tuple(entry.get("image_pull_secrets", ())),
+                service_account=entry.get("service_account"),
             )
         )
 
@@ -149,6 +162,7 @@ def _build(
             mem_guarantee=mem(e.get("mem_guarantee")),
             mem_limit=mem(e.get("mem_limit")),
             allowed_groups=_groups(e.get("allowed_groups")),
+            **_placement(e),
         )
         for e in data.get("sizes", [])
     ]

@@ -143,6 +143,13 @@ class Image:
     #: GPU slugs offered with this image, ``"none"`` for "no GPU" (None: no GPU and all GPUs)
     gpus: tuple[str, ...] | None = None
     security: Security = field(default_factory=Security)
+    #: the node pool the image runs on (merged with the size's and the GPU's)
+    node_selector: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    affinity: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    image_pull_policy: str | None = None
+    image_pull_secrets: tuple[str, ...] = ()
+    service_account: str | None = None
 
     def allows(self, groups: Iterable[str]) -> bool:
         return self.allowed_groups is None or not self.allowed_groups.isdisjoint(groups)
@@ -160,6 +167,9 @@ class Size:
     mem_guarantee: int | None = None
     mem_limit: int | None = None
     allowed_groups: frozenset[str] | None = None
+    node_selector: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    affinity: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def allows(self, groups: Iterable[str]) -> bool:
         return self.allowed_groups is None or not self.allowed_groups.isdisjoint(groups)

@@ -100,6 +100,11 @@ class _Checker(ImageRules):
             self._check_size(i, size)
         for i, gpu in gpus:
             self._check_gpu(i, gpu)
+        for i, image in images:
+            self._check_placement(["images", i], image)
+        for i, size in sizes:
+            self._check_placement(["sizes", i], size)
+        self._check_placement_conflicts(images, sizes, gpus)
         if self.mode is not None:
             self._check_mode(profiles)
             if isinstance(self.data.get("defaults", {}), (Mapping, list)):
@@ -176,13 +181,17 @@ class _Checker(ImageRules):
         base = ["gpus", i]
         if gpu.get("count", 1) > self.max_gpus:
             self.error([*base, "count"], f"{gpu['count']} GPUs is above max_gpus ({self.max_gpus})")
-        for key, value in gpu.get("node_selector", {}).items():
+        self._check_placement(base, gpu)
+
+    def _check_placement(self, base: list[Any], entry: Mapping[str, Any]) -> None:
+        """node_selector labels and tolerations of an image, a size or a GPU option."""
+        for key, value in entry.get("node_selector", {}).items():
             problem = _check_label_key(key)
             if problem:
                 self.error([*base, "node_selector", key], problem)
             elif not _LABEL_VALUE_RE.match(value):
                 self.error([*base, "node_selector", key], f"{value!r} is not a valid label value")
-        for j, toleration in enumerate(gpu.get("tolerations", [])):
+        for j, toleration in enumerate(entry.get("tolerations", [])):
             tpath = [*base, "tolerations", j]
             if toleration.get("operator", "Equal") == "Exists" and toleration.get("value"):
                 self.error([*tpath, "value"], "must be empty when operator is Exists")
@@ -194,6 +203,50 @@ class _Checker(ImageRules):
                     self.error([*tpath, "key"], problem)
             if "tolerationSeconds" in toleration and toleration.get("effect") != "NoExecute":
                 self.error([*tpath, "tolerationSeconds"], "is only used with effect: NoExecute")
+
+    def _check_placement_conflicts(self, images: list, sizes: list, gpus: list) -> None:
+        """An image, a size and a GPU option offered together must not ask for one node label
+        with two values, nor both set an affinity (the pod could be placed nowhere, or one
+        would silently win)."""
+        reported: set[tuple[Any, ...]] = set()
+        for i, image in images:
+            offered_sizes = [
+                (j, s)
+                for j, s in sizes
+                if image.get("sizes") is None or s["slug"] in image["sizes"]
+            ] or [(None, {})]
+            offered_gpus = [
+                (k, g) for k, g in gpus if image.get("gpus") is None or g["slug"] in image["gpus"]
+            ] or [(None, {})]
+            for j, size in offered_sizes:
+                for k, gpu in [*offered_gpus, (None, {})]:
+                    parts = [("images", i, image), ("sizes", j, size), ("gpus", k, gpu)]
+                    seen: dict[str, tuple[str, Any, str]] = {}
+                    for section, index, entry in parts:
+                        for key, value in (entry.get("node_selector") or {}).items():
+                            if key in seen and seen[key][2] != value:
+                                first = seen[key]
+                                token = (first[0], first[1], section, index, key)
+                                if token not in reported:
+                                    reported.add(token)
+                                    self.error(
+                                        [section, index, "node_selector", key],
+                                        f"{value!r} conflicts with {first[2]!r} for the same "
+                                        f"label in {location(self.data, [first[0], first[1]])}, "
+                                        "which is offered with it: no node could match both",
+                                    )
+                            seen.setdefault(key, (section, index, value))
+                    with_affinity = [(sec, idx) for sec, idx, e in parts[:2] if e.get("affinity")]
+                    if len(with_affinity) == 2:
+                        token = ("affinity", i, j)
+                        if token not in reported:
+                            reported.add(token)
+                            self.error(
+                                ["sizes", j, "affinity"],
+                                "is set here and on "
+                                f"{location(self.data, ['images', i])}, which is offered with "
+                                "it: set the affinity in one place",
+                            )
 
     # -- modes and defaults -----------------------------------------------
 

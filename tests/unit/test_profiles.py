@@ -19,7 +19,13 @@ from nbspawner.choices import check_user_options, resolve_selection
 from nbspawner.errors import ForbiddenChoice
 from nbspawner.hubconfig import HubConfig
 from nbspawner.offline import make_spawner, offline_kubeconfig
-from nbspawner.profiles import ALLOWED_OVERRIDE_KEYS, META, MergeList, build_profile_list
+from nbspawner.profiles import (
+    ALLOWED_OVERRIDE_KEYS,
+    META,
+    MergeList,
+    NodeTerms,
+    build_profile_list,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "nbspawner" / "examples" / "catalog.yaml"
@@ -566,21 +572,35 @@ def test_merge_list_keeps_configured_entries():
     ]
 
 
-def test_merge_list_is_idempotent_on_a_reused_spawner():
+def test_merge_lists_of_one_trait_add_up_and_do_not_repeat():
     spawner = fake_spawner(tolerations=[{"key": "a", "operator": "Exists"}])
-    first = MergeList("tolerations", [{"key": "gpu-a", "operator": "Exists"}])
-    spawner.tolerations = first(spawner)
-    spawner.tolerations = first(spawner)
+    image = MergeList("tolerations", [{"key": "pool-b", "operator": "Exists"}])
+    gpu = MergeList("tolerations", [{"key": "gpu-a", "operator": "Exists"}])
+    for override in (image, gpu, gpu):  # the image's, then the GPU option's (applied twice)
+        spawner.tolerations = override(spawner)
     assert spawner.tolerations == [
         {"key": "a", "operator": "Exists"},
+        {"key": "pool-b", "operator": "Exists"},
         {"key": "gpu-a", "operator": "Exists"},
     ]
-    # a later choice starts again from the configured list: gpu-a does not stay behind
-    second = MergeList("tolerations", [{"key": "gpu-b", "operator": "Exists"}])
-    spawner.tolerations = second(spawner)
-    assert spawner.tolerations == [
-        {"key": "a", "operator": "Exists"},
-        {"key": "gpu-b", "operator": "Exists"},
+
+
+def test_node_terms_are_anded_with_the_configured_terms():
+    user_nodes = {"matchExpressions": [{"key": "purpose", "operator": "In", "values": ["user"]}]}
+    pool = {"key": "pool", "operator": "In", "values": ["highmem"]}
+    gen = {"key": "gen", "operator": "In", "values": ["4"]}
+    terms = NodeTerms(
+        "node_affinity_required", [{"matchExpressions": [pool]}, {"matchExpressions": [gen]}]
+    )
+    # nothing configured: the catalog's terms as they are (ORed by Kubernetes)
+    assert terms(fake_spawner(node_affinity_required=[])) == [
+        {"matchExpressions": [pool]},
+        {"matchExpressions": [gen]},
+    ]
+    # z2jh's "user nodes only" stays required with each of them
+    assert terms(fake_spawner(node_affinity_required=[user_nodes])) == [
+        {"matchExpressions": [*user_nodes["matchExpressions"], pool]},
+        {"matchExpressions": [*user_nodes["matchExpressions"], gen]},
     ]
 
 
