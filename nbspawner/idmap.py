@@ -586,13 +586,16 @@ class IdMapper:
         self._domains.insert(0, domain)
         if self.helper_table_size == 0:
             return None
+        # filled as it goes, so that helpers on the same slice as an earlier one are seen
         helpers: dict[str, SliceInfo] = {}
+        domain.helpers = helpers
         first_rid = self.range_size
         for _ in range(self.helper_table_size):
             range_id = f"{sid}-{first_rid}"
             result = self._calculate_range(range_id, None, helper=True)
             if isinstance(result, str):
                 # running out of slices for helpers is not fatal, but leaves no helpers at all
+                domain.helpers = {}
                 return None
             h_slice, h_stable, h_why = result
             h_low, h_high = self._slice_range(h_slice)
@@ -600,7 +603,6 @@ class IdMapper:
                 sid, name, h_slice, h_low, h_high, first_rid, h_stable, h_why
             )
             first_rid += self.range_size
-        domain.helpers = helpers
         domain.auto_add_ranges = True
         return None
 

@@ -110,6 +110,10 @@ class Settings:
     default_domain_sid: str | None = None
     domains: int = 3
     lookups: int = 2500
+    #: how many of the domains are configured (added at start, in order, as SSSD reloads them)
+    configured: int = 0
+    #: slices pinned for the first configured domains (SSSD's cached slices)
+    pinned: tuple[int, ...] = ()
 
 
 class Sssd:
@@ -226,6 +230,8 @@ SCENARIOS = [
              default_domain_sid="S-1-5-21-2222222222-3333333333-4044444444"),
     Settings("custom min/max, helper table 3", range_min=10001, range_max=1500000000,
              range_size=100000, helper_table_size=3, domains=4, lookups=1500),
+    Settings("configured and pinned domains", domains=8, configured=5, pinned=(3, 4000, 9999),
+             range_min=100000, range_max=100000 + 10000 * 20000, range_size=20000, lookups=1500),
     Settings("no helper table", helper_table_size=0, domains=3, lookups=800),
     Settings("few slices, collisions", range_min=1000, range_max=1000 + 9 * 300 + 7,
              range_size=300, helper_table_size=4, domains=6, lookups=1200),
@@ -239,7 +245,14 @@ def test_same_ids_as_libsss_idmap(lib, s: Settings):
     if s.default_domain_sid:
         domains[0] = s.default_domain_sid
     sssd = Sssd(lib, s)
+    configured = domains[1:] if s.default_domain_sid else domains
+    configured = configured[: s.configured]
+    pins = dict(zip(configured, s.pinned, strict=False))
+    for sid in configured:
+        assert sssd.add_domain(sid, sid, pins.get(sid)) is None
     settings = dict(
+        domains=configured,
+        domain_slices=pins,
         range_min=s.range_min,
         range_max=s.range_max,
         range_size=s.range_size,
