@@ -489,7 +489,7 @@ class IdMapper:
             text = value if _RID_TEXT_RE.match(value) and int(value) <= UINT32_MAX else None
         if text is None:
             raise IdMapError(
-                f"primaryGroupID of {shown(entry, 120)} is {shown(value)}, not a RID "
+                f"{_where('primaryGroupID', entry)} is {shown(value)}, not a RID "
                 f"(a decimal number 0..{UINT32_MAX})",
                 kind="primary_group",
                 attribute="primaryGroupID",

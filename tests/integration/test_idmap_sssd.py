@@ -280,6 +280,21 @@ def test_same_ids_as_libsss_idmap(lib, s: Settings):
                 got,
                 guarded,
             )
+            if isinstance(got, int) and rng.random() < 0.2:
+                # a user: the primary gid is the domain's group RID (Domain Users, mostly)
+                group_rid = 513 if rng.random() < 0.7 else rng.randrange(s.range_size * 2)
+                domain = sdap_dom_sid_from_object(sid)
+                expected_gid = sssd.sid_to_unix(f"{domain}-{group_rid}")
+                try:
+                    uid, gid = exact.user_ids(sid, str(group_rid), entry="cn=test")
+                except IdMapError as error:
+                    uid, gid = got, error.kind
+                assert uid == got
+                if gid != expected_gid:
+                    mismatches.append((f"{sid} primaryGroupID {group_rid}", expected_gid, gid))
+                ours(strict, f"{domain}-{group_rid}", False)  # the same history for both
+                users = outcomes.setdefault("users (uid and gid compared)", 0)
+                outcomes["users (uid and gid compared)"] = users + 1
             label = "id" if isinstance(got, int) else got
             if guarded == "order_dependent":
                 label = "id, refused by strict"
