@@ -534,14 +534,15 @@ class IdMapper:
             holder = holder_of(*self._slice_range(candidate))
             if holder is None:
                 break
-            if not holder.fixed and not why:
-                why = (
+            if not holder.fixed:
+                clash = (
                     f"{range_id} hashes to slice {start}, held by "
                     f"{holder.info.domain_sid}-{holder.info.first_rid} (slice "
                     f"{holder.info.slice}); SSSD's choice depends on which it saw first"
                 )
+                why = why or clash
                 if not helper:
-                    self._mark(holder, why)
+                    self._mark(holder, clash)
             candidate = (candidate + 1) % self.max_slices
             if candidate == start:
                 return "out_of_slices"
