@@ -33,7 +33,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 log "apt packages"
-APT_PACKAGES=(slapd ldap-utils chromium busybox git bash dash util-linux mount passwd openssh-client procps ca-certificates python3 python3-venv)
+APT_PACKAGES=(slapd ldap-utils chromium busybox git bash dash util-linux mount passwd openssh-client procps ca-certificates python3 python3-venv libsss-idmap0)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
