@@ -276,3 +276,19 @@ def resolve_selection(
     if (chosen[SIZE_OPTION] and size is None) or (gpu_slug not in (None, NO_GPU) and gpu is None):
         raise stale()
     return Selection(profile=image.slug, image=image, size=size, gpu=gpu, profile_list=profile_list)
+
+
+def image_environment(
+    selection: Selection | None, home: str, url_prefix: str, isolate_user_site: bool = True
+) -> dict[str, str]:
+    """Environment every notebook gets from its choice.
+
+    ``NB_PREFIX`` is the server's URL prefix, which Kubeflow images' start scripts pass to
+    Jupyter as its base URL. ``PYTHONUSERBASE`` (with ``NBSpawner.isolate_user_site``) gives
+    each catalog image its own user site under the home, so ``pip install --user`` for one
+    image never shadows another image's packages; an image whose catalog ``env`` sets it wins.
+    """
+    env = {"NB_PREFIX": url_prefix.rstrip("/") + "/"}
+    if selection is not None and isolate_user_site and "PYTHONUSERBASE" not in selection.image.env:
+        env["PYTHONUSERBASE"] = f"{home.rstrip('/')}/.local/images/{selection.image.slug}"
+    return env

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jupyterhub.traitlets import EntryPointType
+from jupyterhub.utils import maybe_future
 from traitlets import Bool, Dict, Enum, Float, HasTraits, Int, List, TraitError, Unicode, validate
 
 from . import passwd
@@ -210,6 +211,13 @@ class SpawnerSettings(HasTraits):
         string: no seeding.""",
     )
 
+    isolate_user_site = Bool(
+        True,
+        config=True,
+        help="""Give each catalog image its own Python user site (``PYTHONUSERBASE`` under the
+        home, ``~/.local/images/<slug>``), so packages installed with ``pip install --user`` for
+        one image never shadow another image's. Off: every image shares ``~/.local``.""",
+    )
     allowed_service_accounts = List(
         Unicode(),
         config=True,
@@ -348,6 +356,13 @@ class SpawnerSettings(HasTraits):
         return proposal["value"]
 
     # ------------------------------------------------------------------ assembled settings
+    async def user_profile_list(self) -> list[dict[str, Any]]:
+        """The profiles this user may pick, initialised as kubespawner initialises them."""
+        profile_list = self.profile_list
+        if callable(profile_list):
+            profile_list = await maybe_future(profile_list(self))
+        return self._get_initialized_profile_list(self._sorted_dict_values(profile_list))
+
     def shared_directory(self) -> CachedDirectory:
         """The hub-wide cached directory for this configuration (created on first use)."""
         return shared_directory(

@@ -21,14 +21,14 @@ import copy
 import time
 from typing import Any
 
-from jupyterhub.utils import maybe_future
+from jupyterhub.utils import url_path_join
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
 from traitlets import TraitError
 
 from . import metrics, passwd_hook, security
-from .choices import Selection, resolve_selection
+from .choices import Selection, image_environment, resolve_selection
 from .errors import ConfigError, NBSpawnerError, UserNotFound, cluster_rejected, user_facing_error
 from .ids import shown
 from .podpatch import PodPatch, apply_to_pod, manifest, mounts_view, pin_identity
@@ -116,13 +116,6 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
             return build_profile_list(await self.current_catalog(), self.access_groups(record))
         except NBSpawnerError as err:
             raise self._refuse(err) from None
-
-    async def user_profile_list(self) -> list[dict[str, Any]]:
-        """The profiles this user may pick, initialised as kubespawner initialises them."""
-        profile_list = self.profile_list
-        if callable(profile_list):
-            profile_list = await maybe_future(profile_list(self))
-        return self._get_initialized_profile_list(self._sorted_dict_values(profile_list))
 
     async def select(self, record: UserRecord) -> Selection:
         """Refuse a profile, image, size or GPU that does not exist or that the user's groups
@@ -249,6 +242,9 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
         for line in plan.summary:
             self.log.debug("nbspawner storage for %s: %s", self._log_name, line)
         patch = plan.patch
+        prefix = self.server.base_url if self.server else url_path_join(self.user.url, self.name)
+        isolate = self.isolate_user_site
+        patch.env.update(image_environment(self.selection, plan.home_mount_path, prefix, isolate))
         if self.passwd_hook != "off":
             needs, config = self._image_needs(), self.passwd_config
             secret = passwd_hook.hook_mode(config, needs) == "secret"

@@ -219,3 +219,23 @@ def test_only_node_affinity_is_accepted():
             "unknown key 'podAntiAffinity' (did you mean 'nodeAffinity'?)",
         )
     ]
+
+
+async def test_url_prefix_and_a_user_site_per_image():
+    with offline_kubeconfig():
+        spawner = make_spawner(hub(catalog()), "alice")
+    env = {e["name"]: e.get("value") for e in notebook(await spawn(spawner, profile="lab"))["env"]}
+    assert env["NB_PREFIX"] == "/user/alice/"
+    assert env["PYTHONUSERBASE"] == "/home/alice/.local/images/lab"
+    pod = await spawn(spawner, profile="plain")
+    env = {e["name"]: e.get("value") for e in notebook(pod)["env"]}
+    assert env["PYTHONUSERBASE"] == "/home/alice/.local/images/plain"
+    # the catalog's own setting wins; the site-wide switch turns it off
+    with offline_kubeconfig():
+        spawner = make_spawner(hub(catalog(env={"PYTHONUSERBASE": "/opt/site"})), "alice")
+    env = {e["name"]: e.get("value") for e in notebook(await spawn(spawner, profile="lab"))["env"]}
+    assert env["PYTHONUSERBASE"] == "/opt/site"
+    with offline_kubeconfig():
+        spawner = make_spawner(hub(catalog(), isolate_user_site=False), "alice")
+    env = {e["name"]: e.get("value") for e in notebook(await spawn(spawner, profile="lab"))["env"]}
+    assert "PYTHONUSERBASE" not in env and env["NB_PREFIX"] == "/user/alice/"
