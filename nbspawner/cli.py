@@ -291,6 +291,25 @@ def cmd_install_files(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepuller(args: argparse.Namespace) -> int:
+    from .install_files import prepuller_values
+
+    hub = _hub(args)
+    catalog = asyncio.run(offline.catalog(hub))
+    if catalog is None:
+        raise UsageError(
+            "the configuration has no nbspawner catalog (NBSpawner.catalog_file or .catalog)"
+        )
+    values, skipped = prepuller_values(catalog)
+    _emit(args, values)
+    for ref in skipped:
+        print(
+            f"# nbspawner: {ref} is pinned by digest; z2jh's pre-puller needs a tag: left out",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nbspawner",
@@ -424,6 +443,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_output(p)
     p.set_defaults(func=cmd_install_files)
+
+    p = sub.add_parser(
+        "prepuller",
+        help="z2jh prePuller.extraImages for every catalog image (helm --values)",
+    )
+    add_config(p)
+    add_output(p)
+    p.set_defaults(func=cmd_prepuller)
 
     p = sub.add_parser("catalog", help="image catalog tools")
     csub = p.add_subparsers(dest="catalog_command", metavar="SUBCOMMAND")

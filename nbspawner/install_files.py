@@ -101,3 +101,28 @@ def budget(route: str) -> str:
         f"# nbspawner: {len(package_files())} files, {size:,} bytes; about {used:,} bytes in "
         f"{where}, {used / OBJECT_LIMIT:.0%} of 1 MiB; about {left:,} bytes left"
     )
+
+
+def prepuller_values(catalog: Any) -> tuple[dict[str, Any], list[str]]:
+    """z2jh's ``prePuller.extraImages`` for every catalog image, and the images left out.
+
+    The chart's pre-puller pulls ``name:tag`` on every user node, so the first spawn of an image
+    does not wait for the pull. An image given by digest (``name@sha256:...``) has no tag the
+    chart could use: it is left out, and named in the second value.
+    """
+    images: dict[str, Any] = {}
+    skipped: list[str] = []
+    seen: set[str] = set()
+    for image in catalog.images:
+        ref = image.image
+        if ref in seen:
+            continue
+        seen.add(ref)
+        if "@" in ref:
+            skipped.append(ref)
+            continue
+        name, sep, tag = ref.rpartition(":")
+        if not sep or "/" in tag:  # no tag (the colon belonged to a registry port)
+            name, tag = ref, "latest"
+        images[f"nbspawner-{image.slug}"] = {"name": name, "tag": tag}
+    return {"prePuller": {"extraImages": images}}, skipped

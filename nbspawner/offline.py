@@ -146,3 +146,10 @@ async def render(
             "catalog": await spawner.current_catalog() if spawner.uses_catalog() else None,
             "access_groups": sorted(spawner.access_groups(record)) if record else [],
         }
+
+
+async def catalog(hub: HubConfig) -> Any:
+    """The catalog the hub would use (None when it uses none)."""
+    with offline_kubeconfig():
+        spawner = make_spawner(hub, "nbspawner-cli")
+        return await spawner.current_catalog() if spawner.uses_catalog() else None

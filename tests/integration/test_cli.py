@@ -660,3 +660,36 @@ def test_claims_and_auth_state_files_preview_oidc_users(capsys, tmp_path):
         2,
         "nbspawner: cannot read /nope.json: No such file or directory",
     )
+
+
+def test_prepuller_lists_every_catalog_image_once(capsys):
+    from nbspawner.catalog import load
+
+    code, out, _ = call(capsys, "prepuller")
+    assert code == 0
+    images = yaml.safe_load(out)["prePuller"]["extraImages"]
+    refs = [f"{i['name']}:{i['tag']}" for i in images.values()]
+    catalog = load(example_file("catalog.yaml"))
+    assert sorted(refs) == sorted({image.image for image in catalog.images})
+    assert set(images) <= {f"nbspawner-{image.slug}" for image in catalog.images}
+
+
+def test_prepuller_leaves_digests_out_and_says_so(capsys, tmp_path):
+    from nbspawner.catalog import load_data
+    from nbspawner.install_files import prepuller_values
+
+    digest = "quay.io/x/lab@sha256:" + "a" * 64
+    data = {
+        "version": 1,
+        "images": [
+            {"slug": "a", "display_name": "A", "image": digest},
+            {"slug": "b", "display_name": "B", "image": "registry.local:5000/lab:v2"},
+        ],
+    }
+    values, skipped = prepuller_values(load_data(data))
+    assert skipped == [digest]
+    assert values == {
+        "prePuller": {
+            "extraImages": {"nbspawner-b": {"name": "registry.local:5000/lab", "tag": "v2"}}
+        }
+    }

@@ -139,6 +139,7 @@ def test_cli_reference_lists_every_command(built_docs):
         "render",
         "check",
         "install-files",
+        "prepuller",
         "catalog",
     }
     for name in sub.choices:
