@@ -28,6 +28,11 @@ root_doc = "index"
 # _generated/: snippets other pages include (benchmark tables...), not pages of their own
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**/_generated"]
 html_theme = "alabaster"
-# _static/ holds the screenshots of the end-to-end tests; it may not exist in a fresh checkout
-html_static_path = ["_static"] if (HERE / "_static").is_dir() else []
+# a wider page than alabaster's 940 px (a 920 px content column at 1200 px and up; below that
+# the layout is fluid), so that tables and code fit at 1280 px; _static/nbspawner.css makes the
+# rest wrap or scroll inside itself (tests/integration/test_docs_layout.py checks every page)
+html_theme_options = {"page_width": "1200px", "body_max_width": "none"}
+# _static/: nbspawner.css and the screenshots the end-to-end tests write
+html_static_path = ["_static"]
+html_css_files = ["nbspawner.css"]
 html_title = f"nbspawner {version}"

@@ -248,15 +248,67 @@ class CuttableProxy(TCPProxy):
 # ---------------------------------------------------------------------------- browser side
 
 
-def screenshot(page: Any, name: str, *, docs: bool = False, full_page: bool = False) -> Path:
-    """Save ``name``.png under test-artifacts/screenshots/ (and docs/_static/screenshots/)."""
+def screenshot(
+    page: Any,
+    name: str,
+    *,
+    docs: bool = False,
+    full_page: bool = False,
+    clip: Mapping[str, float] | None = None,
+) -> Path:
+    """Save ``name``.png under test-artifacts/screenshots/ (and docs/_static/screenshots/).
+
+    ``clip`` (a viewport rectangle, see :func:`hub_column` and :func:`terminal_rows`) limits
+    the picture to what it shows: the docs show screenshots at the width of their content
+    column (about 900 px), so a whole 1280 px viewport would be shrunk to unreadable there
+    (tests/integration/test_docs_layout.py checks the scale).
+    """
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
+    page.screenshot(path=str(path), full_page=full_page, clip=dict(clip) if clip else None)
     if docs:
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_SCREENSHOTS / path.name)
     return path
+
+
+def _clip(page: Any, left: float, top: float, right: float, bottom: float) -> dict[str, float]:
+    """The rectangle, rounded to whole pixels and cut to the viewport."""
+    size = page.viewport_size
+    left, top = max(0, int(left)), max(0, int(top))
+    right, bottom = min(size["width"], int(right + 0.5)), min(size["height"], int(bottom + 0.5))
+    return {"x": left, "y": top, "width": right - left, "height": bottom - top}
+
+
+def hub_column(page: Any, selector: str, pad: int = 24) -> dict[str, float]:
+    """A hub page's main column: as wide as ``selector`` (the login form, the spawn form, the
+    progress log) plus ``pad``, from below the navigation bar to the end of the element or of
+    the viewport."""
+    box = page.locator(selector).first.bounding_box()
+    assert box, f"{selector} is not on the page {page.url}"
+    nav = page.locator("nav.navbar").first
+    nav_box = nav.bounding_box() if nav.count() else None
+    top = nav_box["y"] + nav_box["height"] if nav_box else box["y"] - pad
+    return _clip(
+        page, box["x"] - pad, top, box["x"] + box["width"] + pad, box["y"] + box["height"] + pad
+    )
+
+
+def terminal_rows(page: Any, pad: int = 16) -> dict[str, float]:
+    """JupyterLab's terminal: its tab and the rows that have text, as wide as the terminal."""
+    terminal = page.locator(".jp-Terminal").last.bounding_box()
+    assert terminal, f"no terminal on the page {page.url}"
+    # xterm.js keeps each row's text in its accessibility tree, one child per row of the screen
+    rows = page.locator(".jp-Terminal .xterm-accessibility-tree").last.evaluate(
+        "el => Array.from(el.children).map(r => r.textContent.trim() !== '')"
+    )
+    screen = page.locator(".jp-Terminal .xterm-screen").last.bounding_box() or terminal
+    used = max((i for i, has_text in enumerate(rows) if has_text), default=len(rows) - 1)
+    bottom = screen["y"] + screen["height"] * (used + 1) / max(len(rows), 1) + pad
+    tabs = page.locator("#jp-main-dock-panel .lm-DockPanel-tabBar").first
+    tabs_box = tabs.bounding_box() if tabs.count() else None
+    top = tabs_box["y"] if tabs_box else terminal["y"]
+    return _clip(page, terminal["x"], top, terminal["x"] + terminal["width"], bottom)
 
 
 def poll(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
@@ -270,7 +322,7 @@ def ldap_login(page: Any, hub_url: str, username: str, password: str, *, shot: s
     page.fill("#username_input", username)
     page.fill("#password_input", password)
     if shot:
-        screenshot(page, shot, docs=True)
+        screenshot(page, shot, docs=True, clip=hub_column(page, "#login-main form"))
     page.click("#login_submit", no_wait_after=True)
 
 
@@ -413,7 +465,8 @@ def spawn_from_form(
         # by name: kubespawner 7.0.0's form gives the select no id (7.1.0 does)
         page.select_option(f"select[name='profile-option-{profile}--size']", size)
     page.evaluate("window.scrollTo(0, 0)")
-    screenshot(page, f"{shot_prefix}profiles", docs=docs_shots)
+    clip = hub_column(page, "#spawn_form") if docs_shots else None
+    screenshot(page, f"{shot_prefix}profiles", docs=docs_shots, clip=clip)
 
     page.click("#spawn_form button[type=submit]")
     page.wait_for_url(re.compile(rf".*/hub/spawn-pending/{re.escape(username)}.*"))
@@ -430,7 +483,8 @@ def spawn_from_form(
         "the directory lookup's result in the progress log",
         0.1,
     )
-    screenshot(page, f"{shot_prefix}progress", docs=docs_shots)
+    clip = hub_column(page, "#progress-details") if docs_shots else None
+    screenshot(page, f"{shot_prefix}progress", docs=docs_shots, clip=clip)
 
     try:
         wait_for_jupyterlab(page, timeout=180)
@@ -494,4 +548,5 @@ def check_terminal_identity(
         "the refused write to /etc/passwd",
     )
     assert "I have no name!" not in terminal_text(page)
-    screenshot(page, f"{shot_prefix}terminal", docs=docs_shots)
+    clip = terminal_rows(page) if docs_shots else None
+    screenshot(page, f"{shot_prefix}terminal", docs=docs_shots, clip=clip)

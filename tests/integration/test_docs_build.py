@@ -1,19 +1,17 @@
 """The documentation: it builds with warnings as errors, its reference is complete, its
 troubleshooting page covers every message, and the tutorial's files work.
 
-The build runs ``python -m sphinx -W`` in a subprocess, as CI does. Warnings include every
-``{setting}`Class.name``` that names no real setting (see docs/_ext/nbspawner_reference.py), so
-a passing build means the prose mentions no setting that does not exist.
+The build (fixture ``built_docs`` in tests/fixtures/docs.py) runs ``python -m sphinx -W`` in a
+subprocess, as CI does. Warnings include every ``{setting}`Class.name``` that names no real
+setting (see docs/_ext/nbspawner_reference.py), so a passing build means the prose mentions no
+setting that does not exist. How the built pages look in a browser: test_docs_layout.py.
 """
 
 from __future__ import annotations
 
 import ast
 import copy
-import importlib.util
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,38 +31,6 @@ TUTORIAL = DOCS / "tutorial" / "index.md"
 # ---------------------------------------------------------------------------------------------
 # the build
 # ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def built_docs(tmp_path_factory) -> Path:
-    for module in ("sphinx", "myst_parser"):
-        if importlib.util.find_spec(module) is None:
-            pytest.fail(f"{module} is not installed: pip install '.[docs]'")
-    out = tmp_path_factory.mktemp("docs") / "html"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sphinx",
-            "-W",
-            "--keep-going",
-            "-b",
-            "html",
-            "-d",
-            str(out.parent / "doctrees"),
-            str(DOCS),
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        cwd=REPO,
-    )
-    assert result.returncode == 0, (
-        f"sphinx-build -W failed:\n{result.stdout[-3000:]}\n{result.stderr}"
-    )
-    return out
 
 
 def documented_classes() -> dict[str, list[str]]:
