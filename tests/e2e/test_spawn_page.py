@@ -18,8 +18,7 @@ import requests
 
 from nbspawner.offline import example_file
 from tests.fixtures.browser import new_browser_page
-from tests.fixtures.hub import run_hub
-from tests.integration.test_hub_loads import write_dry_kubeconfig
+from tests.fixtures.hub import run_hub, write_dry_kubeconfig
 
 pytestmark = pytest.mark.e2e
 

@@ -4,30 +4,11 @@ import textwrap
 
 import pytest
 import requests
-import yaml
 
 from nbspawner.offline import example_file
+from tests.fixtures.hub import write_dry_kubeconfig
 
 pytestmark = pytest.mark.integration
-
-
-def write_dry_kubeconfig(tmp_path):
-    # kubespawner loads a kube config in its constructor; this one is never contacted because
-    # the spawn below is refused (by nbspawner's directory check) before any API call.
-    path = tmp_path / "kubeconfig"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:9"}}],
-                "users": [{"name": "u", "user": {"token": "t"}}],
-                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "x",
-            }
-        )
-    )
-    return path
 
 
 def test_hub_loads_nbspawner_with_z2jh_settings(tmp_path):
