@@ -14,8 +14,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import yaml
-
 from . import offline, output
 from ._version import __version__
 from .errors import NBSpawnerError
@@ -25,18 +23,6 @@ from .offline import example_config, example_file
 
 class UsageError(Exception):
     """A command line the command cannot run (exit code 2, like argparse's own)."""
-
-
-def _summarise_profiles(profiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for p in profiles:
-        entry: dict[str, Any] = {"slug": p.get("slug"), "display_name": p.get("display_name")}
-        if p.get("default"):
-            entry["default"] = True
-        for name, option in (p.get("profile_options") or {}).items():
-            entry.setdefault("options", {})[name] = list((option.get("choices") or {}).keys())
-        out.append(entry)
-    return out
 
 
 def _emit(args: argparse.Namespace, data: Any, table_text: str | None = None) -> None:
@@ -93,49 +79,14 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _auth_state(args: argparse.Namespace, hub: HubConfig) -> Any:
-    """The user's auth_state for the claim-based backends: ``--auth-state FILE`` as it is, or
-    ``--claims FILE`` placed where OIDCClaimsDirectory reads them (``auth_state_key``)."""
-    path = getattr(args, "auth_state", None) or getattr(args, "claims", None)
-    if not path:
-        return None
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)  # JSON is YAML
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise UsageError(f"{path} is not JSON or YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path} must hold a mapping (a JSON object)")
-    if args.auth_state:
-        return data
-    section = hub.config.get("OIDCClaimsDirectory", {})
-    key = section.get("auth_state_key", "oauth_user") if hasattr(section, "get") else "oauth_user"
-    return {key: data}
+        return offline.read_auth_state(hub, args.auth_state, args.claims)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def _pod(args: argparse.Namespace, pod: Any) -> Any:
     return pod if getattr(args, "full", False) else output.script_references(pod)
-
-
-def _containers_table(pod: dict[str, Any]) -> str:
-    rows = []
-    spec = pod["spec"]
-    for kind in ("initContainers", "containers"):
-        for c in spec.get(kind) or []:
-            sc = c.get("securityContext") or {}
-            mounts = ", ".join(m["mountPath"] for m in c.get("volumeMounts") or [])
-            rows.append(
-                (
-                    kind[:-1],
-                    c["name"],
-                    c.get("image"),
-                    sc.get("runAsUser"),
-                    sc.get("runAsGroup"),
-                    mounts,
-                )
-            )
-    return output.table(("kind", "name", "image", "uid", "gid", "mounts"), rows)
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
@@ -153,7 +104,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
                 {
                     "summary": summary,
                     "user": rendered["record"],
-                    "profiles": _summarise_profiles(profiles),
+                    "profiles": output.profiles_summary(profiles),
                     "secrets": rendered["secrets"],
                     "pod": pod,
                 }
@@ -171,7 +122,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     print("# --- who the user is (from the directory) ---")
     print(output.dump_yaml({"user": rendered["record"]}), end="")
     print("# --- the profiles this user may pick ---")
-    print(output.dump_yaml({"profiles": _summarise_profiles(profiles)}), end="")
+    print(output.dump_yaml({"profiles": output.profiles_summary(profiles)}), end="")
     if rendered["secrets"]:
         print("# --- Secrets created before the pod ---")
         for s in rendered["secrets"]:
@@ -200,7 +151,7 @@ def cmd_lookup(args: argparse.Namespace) -> int:
 def cmd_profiles(args: argparse.Namespace) -> int:
     hub = _hub(args)
     profiles = asyncio.run(offline.profiles(hub, args.user, _auth_state(args, hub)))
-    summary = _summarise_profiles(profiles)
+    summary = output.profiles_summary(profiles)
     rows = [
         (
             p["slug"],
@@ -225,7 +176,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     rendered = asyncio.run(offline.render(hub, args.user, _options(args), _auth_state(args, hub)))
     pod = _pod(args, rendered["pod"])
     if args.output in ("json", "table"):
-        _emit(args, {"secrets": rendered["secrets"], "pod": pod}, _containers_table(pod))
+        _emit(args, {"secrets": rendered["secrets"], "pod": pod}, output.containers_table(pod))
         return 0
     for s in rendered["secrets"]:
         print(output.dump_yaml(s) + "---")
@@ -265,14 +216,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         for line in lines:
             print(line)
     else:
-        results = []
-        for line in lines:
-            level, _, message = line.partition(" ")
-            if level in ("OK", "WARN", "FAIL"):
-                results.append({"level": level, "message": message.strip()})
-            elif results and line.startswith(" "):
-                results[-1]["message"] += "\n" + line.strip()
-        _emit(args, {"ok": ok, "results": results})
+        _emit(args, {"ok": ok, "results": output.check_results(lines)})
     return 0 if ok else 1
 
 

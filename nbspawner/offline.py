@@ -153,3 +153,26 @@ async def catalog(hub: HubConfig) -> Any:
     with offline_kubeconfig():
         spawner = make_spawner(hub, "nbspawner-cli")
         return await spawner.current_catalog() if spawner.uses_catalog() else None
+
+
+def read_auth_state(hub: HubConfig, auth_state_file: str | None, claims_file: str | None) -> Any:
+    """The user's auth_state for the claim-based backends, from ``--auth-state`` (as it is) or
+    ``--claims`` (placed where OIDCClaimsDirectory reads them: its ``auth_state_key``).
+    ValueError with one sentence for a file that cannot be used."""
+    path = auth_state_file or claims_file
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)  # JSON is YAML
+    except OSError as e:
+        raise ValueError(f"cannot read {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path} is not JSON or YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a mapping (a JSON object)")
+    if auth_state_file:
+        return data
+    section = hub.config.get("OIDCClaimsDirectory", {})
+    key = section.get("auth_state_key", "oauth_user") if hasattr(section, "get") else "oauth_user"
+    return {key: data}

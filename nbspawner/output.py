@@ -56,6 +56,18 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_results(lines: Iterable[str]) -> list[dict[str, str]]:
+    """``nbspawner check``'s lines as data: level and message (continuation lines joined)."""
+    results: list[dict[str, str]] = []
+    for line in lines:
+        level, _, message = line.partition(" ")
+        if level in ("OK", "WARN", "FAIL"):
+            results.append({"level": level, "message": message.strip()})
+        elif results and line.startswith(" "):
+            results[-1]["message"] += "\n" + line.strip()
+    return results
+
+
 def script_references(pod: Any) -> Any:
     """``pod`` with each of nbspawner's fixed scripts replaced by ``<file, sha256, size>``."""
     known = {}
@@ -76,6 +88,38 @@ def script_references(pod: Any) -> Any:
         return value
 
     return walk(pod)
+
+
+def profiles_summary(profiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for p in profiles:
+        entry: dict[str, Any] = {"slug": p.get("slug"), "display_name": p.get("display_name")}
+        if p.get("default"):
+            entry["default"] = True
+        for name, option in (p.get("profile_options") or {}).items():
+            entry.setdefault("options", {})[name] = list((option.get("choices") or {}).keys())
+        out.append(entry)
+    return out
+
+
+def containers_table(pod: dict[str, Any]) -> str:
+    rows = []
+    spec = pod["spec"]
+    for kind in ("initContainers", "containers"):
+        for c in spec.get(kind) or []:
+            sc = c.get("securityContext") or {}
+            mounts = ", ".join(m["mountPath"] for m in c.get("volumeMounts") or [])
+            rows.append(
+                (
+                    kind[:-1],
+                    c["name"],
+                    c.get("image"),
+                    sc.get("runAsUser"),
+                    sc.get("runAsGroup"),
+                    mounts,
+                )
+            )
+    return table(("kind", "name", "image", "uid", "gid", "mounts"), rows)
 
 
 # ---------------------------------------------------------------------------

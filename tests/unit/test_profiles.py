@@ -19,13 +19,8 @@ from nbspawner.choices import check_user_options, resolve_selection
 from nbspawner.errors import ForbiddenChoice
 from nbspawner.hubconfig import HubConfig
 from nbspawner.offline import make_spawner, offline_kubeconfig
-from nbspawner.profiles import (
-    ALLOWED_OVERRIDE_KEYS,
-    META,
-    MergeList,
-    NodeTerms,
-    build_profile_list,
-)
+from nbspawner.overrides import MergeList, NodeTerms
+from nbspawner.profiles import ALLOWED_OVERRIDE_KEYS, META, build_profile_list
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "nbspawner" / "examples" / "catalog.yaml"
