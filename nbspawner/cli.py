@@ -17,7 +17,7 @@ from typing import Any
 from . import offline, output
 from ._version import __version__
 from .errors import NBSpawnerError
-from .hubconfig import HubConfig, load_hub_config
+from .hubconfig import FileMapError, HubConfig, load_hub_config
 from .offline import example_config, example_file
 
 
@@ -55,7 +55,10 @@ def _file_map(args: argparse.Namespace) -> dict[str, str]:
 
 def _hub(args: argparse.Namespace) -> HubConfig:
     if args.config:
-        hub = load_hub_config(args.config, _file_map(args))
+        try:
+            hub = load_hub_config(args.config, _file_map(args))
+        except FileMapError as e:
+            raise UsageError(e.log_message) from None
     else:
         hub = example_config()
         print(

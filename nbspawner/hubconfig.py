@@ -152,6 +152,49 @@ def z2jh_singleuser_config(values: dict[str, Any]) -> dict[str, Any]:
     return ks
 
 
+class FileMapError(ConfigError):
+    """A ``--file`` the configuration has no use for, or whose local file is missing."""
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    return []
+
+
+def _check_file_map(
+    path: Any,
+    hub: dict[str, Any],
+    files: dict[str, str],
+    file_map: dict[str, str],
+    notes: list[str],
+) -> None:
+    """``--file`` must name a path the configuration uses; a hub path no ``--file`` maps but
+    that exists on this workstation is read from here, which a note says."""
+    referenced = {s for s in _strings(hub.get("config") or {}) if s.startswith("/")}
+    for mount, local in file_map.items():
+        if mount not in referenced:
+            known = ", ".join(sorted(referenced)[:8]) or "none"
+            raise FileMapError(
+                f"--file {mount}={local}: no setting in {path} names {mount} "
+                f"(the paths it names: {known})"
+            )
+        if not os.path.exists(local):
+            raise FileMapError(f"--file {mount}={local}: {local} does not exist")
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return  # inside the hub's pod: its paths are the hub's own files
+    for ref in sorted(referenced - set(files)):
+        if os.path.isfile(ref):
+            notes.append(
+                f"{ref} is read from this workstation (no --file maps it); the hub reads "
+                "its own file at that path"
+            )
+
+
 def load_z2jh_values(
     path: str | os.PathLike[str], file_map: dict[str, str] | None = None
 ) -> HubConfig:
@@ -168,6 +211,7 @@ def load_z2jh_values(
     tmp = Path(tempfile.mkdtemp(prefix="nbspawner-extrafiles-"))
     files = _write_extra_files(hub.get("extraFiles") or {}, tmp)
     files.update(file_map or {})
+    _check_file_map(path, hub, files, file_map or {}, notes)
     cfg = Config()
     cfg.KubeSpawner = Config(z2jh_singleuser_config(values))
     for cls_name, settings in (hub.get("config") or {}).items():

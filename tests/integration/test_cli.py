@@ -693,3 +693,25 @@ def test_prepuller_leaves_digests_out_and_says_so(capsys, tmp_path):
             "extraImages": {"nbspawner-b": {"name": "registry.local:5000/lab", "tag": "v2"}}
         }
     }
+
+
+def test_a_file_the_configuration_does_not_name_is_refused(capsys, ldap_config, tmp_path):
+    typo = CATALOG_MOUNT.replace("catalog", "catalgo")
+    code, out, err = call(
+        capsys, "check", *ldap_config, "--file", f"{typo}={example_file('catalog.yaml')}"
+    )
+    assert (code, out) == (2, "")
+    last = err.splitlines()[-1]
+    assert last.startswith(
+        f"nbspawner: --file {typo}={example_file('catalog.yaml')}: no setting in "
+        f"{ldap_config[1]} names {typo} (the paths it names: "
+    )
+    assert CATALOG_MOUNT in last and SECRET_MOUNT in last
+    code, out, err = call(
+        capsys, "check", *ldap_config[:2], "--file", f"{CATALOG_MOUNT}={tmp_path / 'nope.yaml'}"
+    )
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        f"nbspawner: --file {CATALOG_MOUNT}={tmp_path / 'nope.yaml'}: {tmp_path / 'nope.yaml'} "
+        "does not exist"
+    )

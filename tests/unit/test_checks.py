@@ -58,6 +58,14 @@ async def test_bundled_example_passes():
 async def test_a_clean_configuration(tmp_path):
     ok, lines = await check(tmp_path, values())
     assert ok, lines
+    # the test's configuration names files on this machine: said, not silent
+    read_here = [
+        f"WARN configuration: {example_file(name)} is read from this workstation (no --file "
+        "maps it); the hub reads its own file at that path"
+        for name in ("catalog.yaml", "directory.yaml")
+    ]
+    assert lines[1:3] == read_here
+    del lines[1:3]
     assert lines[:4] == [
         f"OK   configuration: {tmp_path / 'config.yaml'}",
         "OK   JupyterHub.spawner_class is nbspawner",
