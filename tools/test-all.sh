@@ -7,7 +7,8 @@
 # What it does (idempotent, safe to re-run; later runs reuse caches):
 #   1. apt: slapd + ldap-utils (real OpenLDAP), chromium (real browser), busybox, git, ...
 #   2. npm: configurable-http-proxy (JupyterHub's real proxy) into tools/node_modules
-#   3. Go: builds kube-apiserver + etcd once (tools/build-controlplane.sh; cached)
+#   3. Go: builds kube-apiserver + etcd once (tools/build-controlplane.sh; cached) and helm v3
+#      (tools/build-helm.sh; cached, passed to the tests as NBSPAWNER_HELM)
 #   4. three Python environments:
 #        .venv-440     the z2jh 4.4.0 release's hub image (Python 3.12, kubespawner 7.0.0), from
 #                      shared/z2jh/hub-image-requirements-4.4.0.txt
@@ -53,6 +54,12 @@ configurable-http-proxy --version
 
 log "control plane: kube-apiserver + etcd (first build takes a while, then cached)"
 bash "$HERE/build-controlplane.sh"
+
+log "helm v3 (lints and renders the z2jh release chart for the helm-chart tests; cached)"
+bash "$HERE/build-helm.sh"
+NBSPAWNER_HELM="$(bash "$HERE/build-helm.sh" --print-dir)/helm"
+export NBSPAWNER_HELM
+"$NBSPAWNER_HELM" version --short
 
 log "notebook environment for the end-to-end tests (plays the notebook image; cached)"
 bash "$HERE/singleuser-venv.sh"
