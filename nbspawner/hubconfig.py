@@ -9,6 +9,13 @@ Two sources:
   written to a temporary directory so that settings pointing at their ``mountPath`` (the
   catalog, a static directory file) resolve locally. ``hub.extraConfig`` Python is *not* run:
   the CLI says so when it is present.
+
+The chart's defaults that reach a user's pod (``Z2JH_POD_DEFAULTS``) are merged under the file
+as helm merges them. The pod's release labels and ``schedulerName`` depend on the helm release
+and chart version, which a ``config.yaml`` does not hold: they are exact when the file is the
+hub Secret's ``values.yaml`` (helm adds ``Release`` and ``Chart`` there), and otherwise left out
+with a note. ``tests/integration/test_helm_chart.py`` compares this reading with the chart's own
+``jupyterhub_config.py`` run by JupyterHub.
 """
 
 from __future__ import annotations
@@ -73,8 +80,88 @@ def _write_extra_files(extra_files: dict[str, Any], directory: Path) -> dict[str
     return files
 
 
+#: the z2jh chart defaults (4.4.0 and the development chart alike) that reach every user's pod,
+#: for the keys the mapping below reads and a config.yaml usually leaves out
+Z2JH_POD_DEFAULTS: dict[str, Any] = {
+    "scheduling": {
+        "userScheduler": {"enabled": True},
+        "podPriority": {"enabled": False},
+        "userPods": {
+            "tolerations": [
+                {
+                    "key": "hub.jupyter.org/dedicated",
+                    "operator": "Equal",
+                    "value": "user",
+                    "effect": "NoSchedule",
+                },
+                {
+                    "key": "hub.jupyter.org_dedicated",
+                    "operator": "Equal",
+                    "value": "user",
+                    "effect": "NoSchedule",
+                },
+            ],
+            "nodeAffinity": {"matchNodePurpose": "prefer"},
+        },
+    },
+    "singleuser": {"extraLabels": {"hub.jupyter.org/network-access-hub": "true"}},
+    "fullnameOverride": "",
+}
+
+
+def helm_merge(defaults: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Helm's merge of a values file over the chart's defaults: maps merge recursively, other
+    values (lists too) replace, and ``null`` removes the default."""
+    out = dict(defaults)
+    for key, value in values.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = helm_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _z2jh_fullname(values: dict[str, Any]) -> str:
+    """The chart's ``jupyterhub.fullname`` template."""
+    override = values.get("fullnameOverride")
+    if isinstance(override, str):
+        return override
+    name = values.get("nameOverride") or (values.get("Chart") or {}).get("Name") or "jupyterhub"
+    release = (values.get("Release") or {}).get("Name") or ""
+    return release if name in release else f"{release}-{name}"
+
+
+def _z2jh_release_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """What the chart's jupyterhub_config.py sets from ``Chart``/``Release`` (in the hub Secret)."""
+    ks: dict[str, Any] = {}
+    chart = values.get("Chart") or {}
+    release = (values.get("Release") or {}).get("Name")
+    name = values.get("nameOverride") or chart.get("Name") or "jupyterhub"
+    labels = {"app.kubernetes.io/name": name, "app": name}
+    if release:
+        labels["app.kubernetes.io/instance"] = labels["release"] = release
+    if chart.get("Name") and chart.get("Version"):
+        labels["helm.sh/chart"] = labels["chart"] = (
+            f"{chart['Name']}-{str(chart['Version']).replace('+', '_')}"
+        )
+    labels["app.kubernetes.io/managed-by"] = "kubespawner"
+    ks["common_labels"] = labels
+    scheduling = values.get("scheduling") or {}
+    fullname = _z2jh_fullname(values) if release else ""
+    if release and (scheduling.get("userScheduler") or {}).get("enabled"):
+        ks["scheduler_name"] = (
+            f"{fullname}-user-scheduler" if fullname else f"{release}-user-scheduler"
+        )
+    if release and (scheduling.get("podPriority") or {}).get("enabled"):
+        ks["priority_class_name"] = fullname or f"{release}-default-priority"
+    return ks
+
+
 def z2jh_singleuser_config(values: dict[str, Any]) -> dict[str, Any]:
     """The KubeSpawner settings the chart derives from ``singleuser`` (the part nbspawner meets)."""
+    values = helm_merge(Z2JH_POD_DEFAULTS, values)
     su = values.get("singleuser") or {}
     ks: dict[str, Any] = {
         # the chart always sets these two, which is why nbspawner can't use trait defaults
@@ -98,8 +185,23 @@ def z2jh_singleuser_config(values: dict[str, Any]) -> dict[str, Any]:
         ks["environment"] = dict(su["extraEnv"])
     if su.get("nodeSelector"):
         ks["node_selector"] = dict(su["nodeSelector"])
-    if su.get("extraTolerations"):
-        ks["tolerations"] = list(su["extraTolerations"])
+    if su.get("extraLabels"):
+        ks["extra_labels"] = dict(su["extraLabels"])
+    ks.update(_z2jh_release_settings(values))
+    user_pods = (values.get("scheduling") or {}).get("userPods") or {}
+    purpose = (user_pods.get("nodeAffinity") or {}).get("matchNodePurpose")
+    node_purpose = {
+        "matchExpressions": [
+            {"key": "hub.jupyter.org/node-purpose", "operator": "In", "values": ["user"]}
+        ]
+    }
+    if purpose == "prefer":
+        ks["node_affinity_preferred"] = [{"weight": 100, "preference": node_purpose}]
+    elif purpose == "require":
+        ks["node_affinity_required"] = [node_purpose]
+    tolerations = list(user_pods.get("tolerations") or []) + list(su.get("extraTolerations") or [])
+    if tolerations:
+        ks["tolerations"] = tolerations
     if "allowPrivilegeEscalation" in su:
         ks["allow_privilege_escalation"] = su["allowPrivilegeEscalation"]
     storage = su.get("storage") or {}
@@ -221,6 +323,13 @@ def load_z2jh_values(
         for k, v in settings.items():
             section[k] = _remap(v, files)
         cfg[cls_name] = section
+    if not (values.get("Release") or {}).get("Name"):
+        notes.append(
+            "the pod's release labels (app.kubernetes.io/instance, helm.sh/chart) and "
+            "schedulerName (scheduling.userScheduler) depend on the helm release, which "
+            f"{Path(path).name} does not name; for them, use the hub Secret's values.yaml "
+            "(kubectl get secret hub -o jsonpath='{.data.values\\.yaml}' | base64 -d)."
+        )
     if hub.get("extraConfig"):
         notes.append(
             "hub.extraConfig is Python and is not evaluated by the CLI "

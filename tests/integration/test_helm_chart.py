@@ -194,12 +194,22 @@ def hub_env(objects: dict) -> dict[str, str]:
     return env
 
 
-def directory_override(values: dict) -> dict[str, dict[str, str]]:
+def stand_in_directory(values: dict) -> str:
+    """The example users and groups, their homes below the file's first home root."""
+    directory = yaml.safe_load((EXAMPLES / "directory.yaml").read_text())
+    nbs = values["hub"]["config"]["NBSpawner"]
+    root = (nbs.get("home_roots") or ["/export/home"])[0]
+    for name, user in directory["users"].items():
+        user["home"] = f"{root}/{name}"
+    return yaml.safe_dump(directory, sort_keys=False)
+
+
+def directory_override(values: dict) -> dict[str, Any]:
     """The stand-in for directory backends that need a server: the example static directory."""
     nbs = ((values.get("hub") or {}).get("config") or {}).get("NBSpawner") or {}
     if nbs.get("directory_class") == "static":
         return {}
-    return {"NBSpawner": {"directory_class": "static"}}
+    return {"NBSpawner": {"directory_class": "static"}, "_directory": stand_in_directory(values)}
 
 
 #: runs inside the mount namespace: the chart's config loaded by a real JupyterHub application
@@ -252,11 +262,12 @@ def hub_pods(objects: dict, tmp_path: Path, overrides: dict) -> dict[str, Any]:
     root = tmp_path / "hub-root"
     lay_out_hub_files(objects, root)
     tree = root / MOUNT_ROOT.lstrip("/")
+    overrides = dict(overrides)
     if overrides:
         local = tree / TEST_DIRECTORY[len(MOUNT_ROOT) + 1 :]
         local.parent.mkdir(parents=True, exist_ok=True)
-        local.write_text((EXAMPLES / "directory.yaml").read_text())
-        overrides = dict(overrides, StaticDirectory={"path": TEST_DIRECTORY})
+        local.write_text(overrides.pop("_directory"))
+        overrides["StaticDirectory"] = {"path": TEST_DIRECTORY}
     _, container = hub_container(objects)
     out = tmp_path / "hub-pods.json"
     script = tmp_path / "hub_side.py"
@@ -287,7 +298,7 @@ def hub_pods(objects: dict, tmp_path: Path, overrides: dict) -> dict[str, Any]:
     return json.loads(out.read_text())
 
 
-async def preview_pods(values_path: Path, overrides: dict) -> dict[str, Any]:
+async def preview_pods(values_path: Path, overrides: dict, tmp_path: Path) -> dict[str, Any]:
     """What ``nbspawner preview USER --config FILE --file MOUNT=LOCAL ...`` shows."""
     from nbspawner.hubconfig import load_hub_config
     from nbspawner.offline import render
@@ -297,15 +308,50 @@ async def preview_pods(values_path: Path, overrides: dict) -> dict[str, Any]:
         for key in ("catalog.yaml", "directory.yaml")
     }
     hub = load_hub_config(values_path, file_map)
+    overrides = dict(overrides)
+    directory = overrides.pop("_directory", None)
     for section, settings in overrides.items():
         for key, value in settings.items():
             hub.config[section][key] = value
-    if overrides:
-        hub.config.StaticDirectory.path = str(EXAMPLES / "directory.yaml")
+    if directory:
+        stand_in = tmp_path / "stand-in-directory.yaml"
+        stand_in.write_text(directory)
+        hub.config.StaticDirectory.path = str(stand_in)
     pods = {}
     for name in USERS:
         pods[name] = json.loads(json.dumps((await render(hub, name, {}))["pod"], default=str))
     return pods
+
+
+#: what a config.yaml cannot tell (the preview notes it): the release name and chart version
+RELEASE_DEPENDENT = {
+    ".metadata.labels.app.kubernetes.io/instance",
+    ".metadata.labels.release",
+    ".metadata.labels.chart",
+    ".metadata.labels.helm.sh/chart",
+    ".spec.schedulerName",
+}
+
+
+def differences(a: Any, b: Any, path: str = "") -> list[str]:
+    """Where two manifests differ, one line per leaf: ``path: hub-value != preview-value``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            if key not in b or key not in a:
+                out.append(
+                    f"{path}.{key}: {a.get(key, '(absent)')!r} != {b.get(key, '(absent)')!r}"
+                )
+            else:
+                out.extend(differences(a[key], b[key], f"{path}.{key}"))
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in differences(x, y, f"{path}[{i}]")
+        ]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
 @pytest.mark.parametrize("values_path", HELM_VALUES, ids=lambda p: p.name)
@@ -328,6 +374,23 @@ def test_the_chart_gives_the_hub_the_pod_the_preview_shows(values_path, helm, ch
     overrides = directory_override(values)
     hub = hub_pods(objects, tmp_path, overrides)
     assert hub.pop("spawner_class") == "nbspawner.spawner.NBSpawner"
-    preview = asyncio.run(preview_pods(values_path, overrides))
+
+    # the CLI on the hub Secret's values.yaml (what the hub reads): the very same pods
+    secret_values = tmp_path / "hub-secret-values.yaml"
+    secret_values.write_text(rendered)
+    preview = asyncio.run(preview_pods(secret_values, overrides, tmp_path))
     for name in USERS:
-        assert hub[name] == preview[name], f"{values_path.name}: {name}'s pod differs"
+        diff = differences(hub[name], preview[name])
+        assert not diff, (
+            f"{values_path.name} through the hub Secret: {name}'s pod (hub != preview):\n"
+            + "\n".join(diff)
+        )
+
+    # the CLI on the file itself: the same pods but for what depends on the helm release
+    preview = asyncio.run(preview_pods(values_path, overrides, tmp_path))
+    for name in USERS:
+        diff = differences(hub[name], preview[name])
+        assert {d.split(":")[0] for d in diff} == RELEASE_DEPENDENT, (
+            f"{values_path.name}: {name}'s pod (hub != preview):\n" + "\n".join(diff)
+        )
+        assert all(d.endswith("!= '(absent)'") for d in diff), diff
