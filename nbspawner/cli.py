@@ -39,7 +39,7 @@ def _emit(args: argparse.Namespace, data: Any, table_text: str | None = None) ->
 
 
 def _print_notes(hub: HubConfig) -> None:
-    for note in hub.notes:
+    for note in [*hub.notes, *hub.pod_notes]:
         print(f"# note: {note}", file=sys.stderr)
 
 

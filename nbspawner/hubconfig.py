@@ -42,6 +42,8 @@ class HubConfig:
     notes: list[str] = field(default_factory=list)
     #: mountPath -> local file written for hub.extraFiles
     files: dict[str, str] = field(default_factory=dict)
+    #: what the shown pod cannot include (printed by the CLI; not a problem for ``check``)
+    pod_notes: list[str] = field(default_factory=list)
 
 
 def _remap(value: Any, files: dict[str, str]) -> Any:
@@ -323,8 +325,9 @@ def load_z2jh_values(
         for k, v in settings.items():
             section[k] = _remap(v, files)
         cfg[cls_name] = section
+    pod_notes: list[str] = []
     if not (values.get("Release") or {}).get("Name"):
-        notes.append(
+        pod_notes.append(
             "the pod's release labels (app.kubernetes.io/instance, helm.sh/chart) and "
             "schedulerName (scheduling.userScheduler) depend on the helm release, which "
             f"{Path(path).name} does not name; for them, use the hub Secret's values.yaml "
@@ -335,7 +338,7 @@ def load_z2jh_values(
             "hub.extraConfig is Python and is not evaluated by the CLI "
             f"({', '.join(sorted(hub['extraConfig']))}); settings made there are not shown."
         )
-    return HubConfig(cfg, str(path), notes, files)
+    return HubConfig(cfg, str(path), notes, files, pod_notes)
 
 
 def load_hub_config(

@@ -323,6 +323,15 @@ async def preview_pods(values_path: Path, overrides: dict, tmp_path: Path) -> di
     return pods
 
 
+#: the issue's symptom of helm's sorted keys (inline catalog defaults picking "*" first): in the
+#: hub, GPU users get the CUDA image and chemistry gets RStudio, as the file intends
+INTENDED_IMAGES = {
+    ("gpu.yaml", "alice"): "quay.io/jupyter/pytorch-notebook:cuda12-2024-09-30",
+    ("gpu.yaml", "bob"): "quay.io/jupyter/scipy-notebook:2024-09-30",
+    ("kubeflow-images.yaml", "bob"): "registry.example.org/notebooks/rstudio-tidyverse-hub:v1.9.2",
+    ("kubeflow-images.yaml", "alice"): "registry.example.org/notebooks/jupyter-scipy-hub:v1.9.2",
+}
+
 #: what a config.yaml cannot tell (the preview notes it): the release name and chart version
 RELEASE_DEPENDENT = {
     ".metadata.labels.app.kubernetes.io/instance",
@@ -374,6 +383,15 @@ def test_the_chart_gives_the_hub_the_pod_the_preview_shows(values_path, helm, ch
     overrides = directory_override(values)
     hub = hub_pods(objects, tmp_path, overrides)
     assert hub.pop("spawner_class") == "nbspawner.spawner.NBSpawner"
+    for name in USERS:
+        pod = hub[name]
+        # the chart's own settings reached the pod (not nbspawner's reading of them)
+        assert pod["metadata"]["labels"]["helm.sh/chart"] == f"jupyterhub-{CHART_VERSION}"
+        assert pod["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+        assert pod["spec"]["schedulerName"] == f"{RELEASE}-user-scheduler"
+        if (values_path.name, name) in INTENDED_IMAGES:
+            (notebook,) = [c for c in pod["spec"]["containers"] if c["name"] == "notebook"]
+            assert notebook["image"] == INTENDED_IMAGES[values_path.name, name]
 
     # the CLI on the hub Secret's values.yaml (what the hub reads): the very same pods
     secret_values = tmp_path / "hub-secret-values.yaml"

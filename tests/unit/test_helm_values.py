@@ -90,3 +90,72 @@ def test_nbspawner_settings_load_in_a_real_spawner(path, tmp_path, monkeypatch, 
             target = backend if cls_name == type(backend).__name__ else spawner
             for key in settings:
                 assert hasattr(target, key), f"{cls_name}.{key} is not a setting"
+
+
+def test_the_chart_defaults_that_reach_the_pod_are_merged_as_helm_merges():
+    """What the z2jh chart's jupyterhub_config.py sets from its defaults (compared with the real
+    chart in tests/integration/test_helm_chart.py)."""
+    from nbspawner.hubconfig import helm_merge, z2jh_singleuser_config
+
+    ks = z2jh_singleuser_config({})
+    assert ks["extra_labels"] == {"hub.jupyter.org/network-access-hub": "true"}
+    assert [t["key"] for t in ks["tolerations"]] == [
+        "hub.jupyter.org/dedicated",
+        "hub.jupyter.org_dedicated",
+    ]
+    (preferred,) = ks["node_affinity_preferred"]
+    assert preferred["weight"] == 100
+    assert ks["common_labels"] == {
+        "app.kubernetes.io/name": "jupyterhub",
+        "app": "jupyterhub",
+        "app.kubernetes.io/managed-by": "kubespawner",
+    }
+    assert "scheduler_name" not in ks  # depends on the release: not in a config.yaml
+
+    ks = z2jh_singleuser_config(
+        {
+            "singleuser": {"extraTolerations": [{"key": "gpu"}], "extraLabels": None},
+            "scheduling": {"userPods": {"nodeAffinity": {"matchNodePurpose": "require"}}},
+        }
+    )
+    assert [t["key"] for t in ks["tolerations"]][-1] == "gpu"  # added after the chart's
+    assert "extra_labels" not in ks  # null removes a chart default, as in helm
+    assert "node_affinity_preferred" not in ks and len(ks["node_affinity_required"]) == 1
+    assert helm_merge({"a": {"b": 1, "c": [1]}}, {"a": {"c": [2]}}) == {"a": {"b": 1, "c": [2]}}
+
+
+def test_release_settings_come_from_the_hub_secrets_values():
+    from nbspawner.hubconfig import z2jh_singleuser_config
+
+    secret = {
+        "Chart": {"Name": "jupyterhub", "Version": "4.4.0+build"},
+        "Release": {"Name": "jhub", "Namespace": "jhub"},
+        "fullnameOverride": "",
+        "scheduling": {"podPriority": {"enabled": True}},
+    }
+    ks = z2jh_singleuser_config(secret)
+    assert ks["scheduler_name"] == "jhub-user-scheduler"
+    assert ks["priority_class_name"] == "jhub-default-priority"
+    assert ks["common_labels"]["helm.sh/chart"] == "jupyterhub-4.4.0_build"
+    assert ks["common_labels"]["release"] == "jhub"
+    # fullnameOverride: null -> <release>-<name> unless the release name holds the name
+    ks = z2jh_singleuser_config(dict(secret, fullnameOverride=None))
+    assert ks["scheduler_name"] == "jhub-jupyterhub-user-scheduler"
+    assert ks["priority_class_name"] == "jhub-jupyterhub"
+    ks = z2jh_singleuser_config(
+        dict(secret, fullnameOverride=None, Release={"Name": "my-jupyterhub"})
+    )
+    assert ks["scheduler_name"] == "my-jupyterhub-user-scheduler"
+
+
+def test_a_config_yaml_preview_notes_the_release_dependent_parts(tmp_path):
+    from nbspawner.hubconfig import load_hub_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("hub: {config: {JupyterHub: {spawner_class: nbspawner}}}\n")
+    hub = load_hub_config(path)
+    assert not hub.notes  # not a problem for `nbspawner check`
+    (note,) = hub.pod_notes
+    assert "schedulerName" in note and "hub Secret's values.yaml" in note
+    path.write_text(path.read_text() + "Release: {Name: jhub}\nChart: {Name: jupyterhub}\n")
+    assert not load_hub_config(path).pod_notes
