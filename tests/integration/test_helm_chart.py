@@ -298,15 +298,23 @@ def hub_pods(objects: dict, tmp_path: Path, overrides: dict) -> dict[str, Any]:
     return json.loads(out.read_text())
 
 
-async def preview_pods(values_path: Path, overrides: dict, tmp_path: Path) -> dict[str, Any]:
+def admin_file_map(values: dict) -> dict[str, str]:
+    """The ``--file`` options an admin gives: the mounted example files the configuration names."""
+    named = json.dumps(values["hub"]["config"])
+    return {
+        f"{MOUNT_ROOT}/nbspawner/{key}": str(EXAMPLES / key)
+        for key in ("catalog.yaml", "directory.yaml")
+        if f'"{MOUNT_ROOT}/nbspawner/{key}"' in named
+    }
+
+
+async def preview_pods(
+    values_path: Path, file_map: dict[str, str], overrides: dict, tmp_path: Path
+) -> dict[str, Any]:
     """What ``nbspawner preview USER --config FILE --file MOUNT=LOCAL ...`` shows."""
     from nbspawner.hubconfig import load_hub_config
     from nbspawner.offline import render
 
-    file_map = {
-        f"{MOUNT_ROOT}/nbspawner/{key}": str(EXAMPLES / key)
-        for key in ("catalog.yaml", "directory.yaml")
-    }
     hub = load_hub_config(values_path, file_map)
     overrides = dict(overrides)
     directory = overrides.pop("_directory", None)
@@ -396,7 +404,7 @@ def test_the_chart_gives_the_hub_the_pod_the_preview_shows(values_path, helm, ch
     # the CLI on the hub Secret's values.yaml (what the hub reads): the very same pods
     secret_values = tmp_path / "hub-secret-values.yaml"
     secret_values.write_text(rendered)
-    preview = asyncio.run(preview_pods(secret_values, overrides, tmp_path))
+    preview = asyncio.run(preview_pods(secret_values, admin_file_map(values), overrides, tmp_path))
     for name in USERS:
         diff = differences(hub[name], preview[name])
         assert not diff, (
@@ -405,7 +413,7 @@ def test_the_chart_gives_the_hub_the_pod_the_preview_shows(values_path, helm, ch
         )
 
     # the CLI on the file itself: the same pods but for what depends on the helm release
-    preview = asyncio.run(preview_pods(values_path, overrides, tmp_path))
+    preview = asyncio.run(preview_pods(values_path, admin_file_map(values), overrides, tmp_path))
     for name in USERS:
         diff = differences(hub[name], preview[name])
         assert {d.split(":")[0] for d in diff} == RELEASE_DEPENDENT, (
