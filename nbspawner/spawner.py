@@ -174,7 +174,8 @@ class NBSpawner(SpawnerSettings, KubeSpawner):
                 if self.uses_catalog():
                     self.selection = await self.select(record)
                     for key, value in self._configured.items():
-                        setattr(self, key, copy.deepcopy(value))
+                        if getattr(self, key) != value:  # only what an earlier choice changed
+                            setattr(self, key, copy.deepcopy(value))
                 self.supplemental_gids = list(self.admin_gids)  # a profile may override it
                 await super().load_user_options()
                 self.apply_identity(record)
