@@ -39,9 +39,10 @@ from typing import Any
 import ldap3
 from ldap3.utils.conv import escape_filter_chars
 
-from nbspawner.directory.base import Directory, UserRecord
+from nbspawner.directory.base import Directory
 from nbspawner.directory.cache import CachedDirectory
 from nbspawner.directory.ldap import LDAPDirectory
+from nbspawner.record import UserRecord
 from tests.fixtures.slapd import SlapdServer
 from tests.fixtures.tcpproxy import ProxyProcess
 

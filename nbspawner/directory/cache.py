@@ -30,7 +30,9 @@ from typing import Any
 from ..errors import DirectoryError, InvalidRecord, NBSpawnerError, UserNotFound
 from ..ids import shown
 from ..metrics import CACHE_REQUESTS, LOOKUP_SECONDS
-from .base import Directory, UserRecord, quoted_exc_info, refuse_impossible_username
+from ..record import UserRecord
+from .base import Directory
+from .values import quoted_exc_info, refuse_impossible_username
 
 
 def _fresh_copy(error: NBSpawnerError) -> NBSpawnerError:

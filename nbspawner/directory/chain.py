@@ -28,8 +28,9 @@ from typing import Any
 from traitlets import Bool, Dict, Enum, List, Type, Unicode, Union, default
 
 from ..errors import ConfigError, DirectoryError, InvalidRecord, UserNotFound
+from ..record import UserRecord
 from . import directory_entry_points
-from .base import Directory, UserRecord
+from .base import Directory
 
 #: record fields a merge may take from another backend, and the fields that travel with them
 _MERGE_FIELDS = {

@@ -26,16 +26,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Dict, Float, Int, List, Unicode
 
 from ..errors import ConfigError, DirectoryError, InvalidRecord, UserNotFound
-from .base import (
-    Directory,
-    UserRecord,
-    get_path,
-    group_fields,
-    parse_int,
-    parse_str,
-    read_secret,
-    refuse_impossible_username,
-)
+from .mapped import MappedDirectory
+from .values import get_path, parse_str, read_secret, refuse_impossible_username
 
 
 class _BoundedBody:
@@ -75,7 +67,7 @@ def _where(url: str) -> str:
     return f"{host}:{port}" if port is not None else host
 
 
-class HTTPDirectory(Directory):
+class HTTPDirectory(MappedDirectory):
     """Look users up with ``GET url_template`` returning JSON."""
 
     name = "http"
@@ -245,10 +237,7 @@ class HTTPDirectory(Directory):
             "correct and the service running?"
         )
 
-    async def lookup(
-        self, username: str, auth_state: Mapping[str, Any] | None = None
-    ) -> UserRecord:
-        refuse_impossible_username(username, self.name)
+    async def fetch(self, username: str, auth_state: Mapping[str, Any] | None) -> dict[str, Any]:
         body = await self._fetch(username)
         data = get_path(body, self.record_path) if self.record_path else body
         if data is None:
@@ -258,56 +247,52 @@ class HTTPDirectory(Directory):
                 f"http: the answer for {username!r} is not a JSON object at "
                 "HTTPDirectory.record_path. Is record_path correct?"
             )
-        return self._record(username, data)
-
-    def _record(self, username: str, data: Mapping[str, Any]) -> UserRecord:
-        src = self.name
-        if self.username_field:
-            found = get_path(data, self.username_field)
-            if found != username:
-                raise InvalidRecord(
-                    f"http: the answer for {username!r} names another user in "
-                    f"HTTPDirectory.username_field ({self.username_field}); refusing",
-                    field="username",
-                    kind="does not match the hub username",
-                    source=src,
-                )
-        uid = parse_int(get_path(data, self.uid_field), "uid", src)
-        gid = parse_int(get_path(data, self.gid_field), "gid", src)
-        home = parse_str(get_path(data, self.home_field), "home", src)
-        gecos = parse_str(get_path(data, self.gecos_field), "gecos", src, required=False)
-        shell = parse_str(get_path(data, self.shell_field), "shell", src, required=False)
-        gids = self.configured_group_gids()
-        names = []
-        raw_groups = get_path(data, self.groups_field) if self.groups_field else None
-        if raw_groups is not None and not isinstance(raw_groups, list):
+        if self.username_field and get_path(data, self.username_field) != username:
             raise InvalidRecord(
-                f"{src}: attribute for groups is not a list",
+                f"http: the answer for {username!r} names another user in "
+                f"HTTPDirectory.username_field ({self.username_field}); refusing",
+                field="username",
+                kind="does not match the hub username",
+                source=self.name,
+            )
+        names, gids = self._groups(get_path(data, self.groups_field) if self.groups_field else None)
+
+        def field(path: str) -> Any:
+            return get_path(data, path) if path else None
+
+        return {
+            "uid": field(self.uid_field),
+            "gid": field(self.gid_field),
+            "home": field(self.home_field),
+            "gecos": field(self.gecos_field),
+            "shell": field(self.shell_field),
+            "groups": names,
+            "group_gids": gids,
+            "supplemental_gids": field(self.supplemental_gids_field),
+        }
+
+    def _groups(self, raw: Any) -> tuple[Any, dict[str, Any]]:
+        """Group names, and the gids of those given as objects (``{"name": .., "gid": ..}``)."""
+        if raw is None:
+            return [], {}
+        if not isinstance(raw, list):
+            raise InvalidRecord(
+                f"{self.name}: attribute for groups is not a list",
                 field="groups",
                 kind="not a list",
-                source=src,
+                source=self.name,
             )
-        for item in raw_groups or ():
+        names: list[Any] = []
+        gids: dict[str, Any] = {}
+        for item in raw:
             if isinstance(item, Mapping):
-                name = parse_str(item.get(self.group_name_key), "groups", src)
+                name = parse_str(item.get(self.group_name_key), "groups", self.name)
                 if item.get(self.group_gid_key) is not None:
-                    gids[name] = parse_int(item.get(self.group_gid_key), "posix_groups", src)
+                    gids[name] = item.get(self.group_gid_key)
+                names.append(name)
             else:
-                name = parse_str(item, "groups", src)
-            names.append(name)
-        explicit = (
-            get_path(data, self.supplemental_gids_field) if self.supplemental_gids_field else None
-        )
-        return UserRecord(
-            username=username,
-            uid=uid,
-            gid=gid,
-            home=home,
-            gecos=gecos,
-            shell=shell or "/bin/bash",
-            source=src,
-            **group_fields(gid, names, gids, explicit, source=src),
-        )
+                names.append(item)
+        return names, gids
 
     async def check(self) -> str:
         url = self._url("nbspawner-check-user")

@@ -22,15 +22,8 @@ from traitlets import Bool, Dict, Unicode, Union
 from traitlets import Callable as CallableTrait
 
 from ..errors import DirectoryError, NBSpawnerError, UserNotFound
-from .base import (
-    Directory,
-    UserRecord,
-    get_path,
-    group_fields,
-    parse_int,
-    parse_str,
-    parse_str_list,
-)
+from .mapped import MappedDirectory
+from .values import get_path
 
 
 def _claim_trait(default: str, help_text: str) -> Any:
@@ -59,7 +52,17 @@ def read_claim(claims: Mapping[str, Any], spec: str | Callable[[Mapping[str, Any
     return get_path(claims, spec)
 
 
-class OIDCClaimsDirectory(Directory):
+def _last_path_parts(groups: Any) -> Any:
+    """Keycloak's full group paths (``/org/physics``) -> their last parts (``physics``); values
+    that are not names are passed on unchanged, to be refused as such."""
+    if isinstance(groups, str):
+        groups = [groups]
+    if not isinstance(groups, list):
+        return groups
+    return [g.rstrip("/").rsplit("/", 1)[-1] if isinstance(g, str) else g for g in groups]
+
+
+class OIDCClaimsDirectory(MappedDirectory):
     """Read uid/gid/home/groups from OIDC claims in oauthenticator's auth_state."""
 
     name = "oidc"
@@ -93,9 +96,7 @@ class OIDCClaimsDirectory(Directory):
         /etc/group). The primary group's name is found here by its gid.""",
     )
 
-    async def lookup(
-        self, username: str, auth_state: Mapping[str, Any] | None = None
-    ) -> UserRecord:
+    async def fetch(self, username: str, auth_state: Mapping[str, Any] | None) -> dict[str, Any]:
         if auth_state is None:
             raise DirectoryError(
                 f"oidc: no auth_state for {username!r}. Set Authenticator.enable_auth_state = True "
@@ -111,37 +112,26 @@ class OIDCClaimsDirectory(Directory):
                 "Please log out and log in again so your account details can be read.",
                 reason="no_auth_state",
             )
-        return self._record(username, claims)
-
-    def _record(self, username: str, claims: Mapping[str, Any]) -> UserRecord:
-        src = self.name
-        uid_value = read_claim(claims, self.uid_claim)
-        if uid_value is None:
+        uid = read_claim(claims, self.uid_claim)
+        if uid is None:
             raise UserNotFound(
                 f"oidc: the claims of {username!r} have no uid claim "
                 f"(OIDCClaimsDirectory.uid_claim). Does the identity provider send it in the "
                 "userinfo response (a protocol mapper for the client), and has the user got one?"
             )
-        uid = parse_int(uid_value, "uid", src)
-        gid = parse_int(read_claim(claims, self.gid_claim), "gid", src)
-        home = parse_str(read_claim(claims, self.home_claim), "home", src)
-        gecos = parse_str(read_claim(claims, self.gecos_claim), "gecos", src, required=False)
-        shell = parse_str(read_claim(claims, self.shell_claim), "shell", src, required=False)
-        names = parse_str_list(read_claim(claims, self.groups_claim), "groups", src)
+        groups = read_claim(claims, self.groups_claim)
         if self.strip_group_path:
-            names = tuple(n.rstrip("/").rsplit("/", 1)[-1] for n in names)
-        explicit = read_claim(claims, self.supplemental_gids_claim)
-        gids = self.configured_group_gids()
-        return UserRecord(
-            username=username,
-            uid=uid,
-            gid=gid,
-            home=home,
-            gecos=gecos,
-            shell=shell or "/bin/bash",
-            source=src,
-            **group_fields(gid, [n for n in names if n], gids, explicit, source=src),
-        )
+            groups = _last_path_parts(groups)
+        return {
+            "uid": uid,
+            "gid": read_claim(claims, self.gid_claim),
+            "home": read_claim(claims, self.home_claim),
+            "gecos": read_claim(claims, self.gecos_claim),
+            "shell": read_claim(claims, self.shell_claim),
+            "groups": groups,
+            "supplemental_gids": read_claim(claims, self.supplemental_gids_claim),
+            "where": f"the claims in auth_state[{self.auth_state_key!r}]",
+        }
 
     async def check(self) -> str:
         return (

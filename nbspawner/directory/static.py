@@ -34,15 +34,8 @@ from traitlets import Dict, Unicode, observe
 
 from ..errors import DirectoryError, InvalidRecord, UserNotFound
 from ..yamlload import YAMLFileError, read_yaml_file
-from .base import (
-    Directory,
-    UserRecord,
-    group_fields,
-    one_line,
-    parse_int,
-    parse_str,
-    parse_str_list,
-)
+from .mapped import MappedDirectory
+from .values import one_line, parse_int
 
 
 class StaticFileError(Exception):
@@ -96,7 +89,19 @@ def _parse_tables(
     return user_table, group_gids, members
 
 
-class StaticDirectory(Directory):
+def _with_members(listed: Any, members_of: tuple[str, ...]) -> Any:
+    """The entry's own ``groups`` (as written) plus the groups listing the user as a member;
+    a value that is not a list or a name is passed on as it is, to be refused as such."""
+    if listed is None:
+        return list(members_of)
+    if isinstance(listed, str):
+        return [listed, *members_of]
+    if isinstance(listed, list):
+        return [*listed, *members_of]
+    return listed
+
+
+class StaticDirectory(MappedDirectory):
     """Users from a YAML file (``StaticDirectory.path``) and/or inline config."""
 
     name = "static"
@@ -213,24 +218,23 @@ class StaticDirectory(Directory):
 
     # -- the contract -------------------------------------------------------------------------
 
-    async def lookup(
-        self, username: str, auth_state: Mapping[str, Any] | None = None
-    ) -> UserRecord:
+    async def fetch(self, username: str, auth_state: Mapping[str, Any] | None) -> dict[str, Any]:
         snapshot = self._combine(self._inline_snapshot(), await self._file_snapshot())
         attrs = snapshot.users.get(username)
         if attrs is None:
             raise UserNotFound(
                 f"static: user {username!r} is not in StaticDirectory.users or .path"
             )
-        try:
-            return self._record(username, attrs, snapshot)
-        except InvalidRecord as e:
-            # name the file (or inline setting) and the entry, as the admin will look for it
-            in_file = self._file is not None and username in self._file.users
-            where = f"StaticDirectory.path ({self.path})" if in_file else "StaticDirectory.users"
-            e.log_message = f"{e.log_message} (in {where}, users.{username!r})"
-            e.args = (e.log_message,)
-            raise
+        # the file (or inline setting) and the entry, as the admin will look for them
+        in_file = self._file is not None and username in self._file.users
+        where = f"StaticDirectory.path ({self.path})" if in_file else "StaticDirectory.users"
+        return {
+            **{key: attrs.get(key) for key in ("uid", "gid", "home", "gecos", "shell")},
+            "groups": _with_members(attrs.get("groups"), snapshot.memberships.get(username, ())),
+            "group_gids": snapshot.group_gids,
+            "supplemental_gids": attrs.get("supplemental_gids"),
+            "where": f"{where}, users.{username!r}",
+        }
 
     def _combine(self, inline: _Snapshot, from_file: _Snapshot | None) -> _Snapshot:
         """Inline data overridden by the file's (users and groups by name), memoised."""
@@ -248,25 +252,6 @@ class StaticDirectory(Directory):
             )
             self._combined_from = (inline, from_file)
         return self._combined
-
-    def _record(self, username: str, attrs: Mapping[str, Any], snapshot: _Snapshot) -> UserRecord:
-        src = self.name
-        uid = parse_int(attrs.get("uid"), "uid", src)
-        gid = parse_int(attrs.get("gid"), "gid", src)
-        home = parse_str(attrs.get("home"), "home", src)
-        names = parse_str_list(attrs.get("groups"), "groups", src)
-        names += snapshot.memberships.get(username, ())
-        explicit = attrs.get("supplemental_gids")
-        return UserRecord(
-            username=username,
-            uid=uid,
-            gid=gid,
-            home=home,
-            gecos=parse_str(attrs.get("gecos"), "gecos", src, required=False),
-            shell=parse_str(attrs.get("shell"), "shell", src, required=False) or "/bin/bash",
-            source=src,
-            **group_fields(gid, names, snapshot.group_gids, explicit, source=src),
-        )
 
     async def check(self) -> str:
         inline = self._inline_snapshot()

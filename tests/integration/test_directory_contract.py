@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from nbspawner.directory.base import Directory, UserRecord
+from nbspawner.directory.base import Directory
 from nbspawner.directory.cache import CachedDirectory
 from nbspawner.directory.chain import ChainDirectory
 from nbspawner.directory.http import HTTPDirectory
@@ -26,8 +26,9 @@ from nbspawner.directory.static import StaticDirectory
 from nbspawner.errors import DirectoryError, InvalidRecord, UserNotFound
 from nbspawner.ids import shown
 from nbspawner.policy import IdentityPolicy, validate_record
+from nbspawner.record import UserRecord
+from tests.fixtures.json_users import HTTP_FIELDS, TOKEN, JSONUserServer
 from tests.fixtures.slapd import DIRECTORY_YAML, GROUPS_DN, load_directory_data
-from tests.integration.test_directory_http import HTTP_FIELDS, TOKEN, JSONUserServer
 
 pytestmark = pytest.mark.integration
 

@@ -2,171 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tornado.web
-from tornado.httpserver import HTTPServer
 
 from nbspawner.directory.http import HTTPDirectory
 from nbspawner.errors import ConfigError, DirectoryError, InvalidRecord, UserNotFound
 from nbspawner.ids import shown
-from tests.fixtures.slapd import load_directory_data, make_test_pki
+from tests.fixtures.json_users import HTTP_FIELDS, TOKEN, JSONUserServer
+from tests.fixtures.slapd import make_test_pki
 
 pytestmark = pytest.mark.integration
-
-TOKEN = "tok-Zq81-NEVER-LOG-ME"
-
-
-def user_document(name: str, data: dict[str, Any]) -> dict[str, Any] | None:
-    """The API's answer for a user of ldap_data/directory.yaml, shaped like a typical IdM API."""
-    spec = data["users"].get(name)
-    if spec is None:
-        return None
-    groups = []
-    for gname, gspec in data["groups"].items():
-        if name in gspec.get("members", []) or gspec["gid"] == spec.get("gid"):
-            groups.append({"name": gname, "gid": gspec["gid"]})
-    posix: dict[str, Any] = {"uidNumber": spec["uid"], "homeDirectory": spec["home"]}
-    if "gid" in spec:
-        posix["gidNumber"] = spec["gid"]
-    if spec.get("shell"):
-        posix["loginShell"] = spec["shell"]
-    return {
-        "data": {
-            "username": name,
-            "displayName": spec.get("gecos", ""),
-            "posix": posix,
-            "groups": groups,
-        }
-    }
-
-
-class JSONUserServer:
-    """A tornado app on its own thread and loop, answering ``GET /api/users/<name>``.
-
-    Also ``/slow/<name>`` (answers after 3 s), ``/error/<name>`` (500), ``/html/<name>`` (a
-    login page), ``/other/<name>`` (someone else's record), ``/huge/<name>`` (the record plus
-    3 MiB of padding), ``/canned/<name>`` (whatever ``canned`` holds, for hostile answers).
-    Requests must carry the bearer token.
-
-    ``requests`` lists (name, Authorization header) of the user requests; ``received`` the URI
-    of *every* request the server got, any path or method, recorded before it answers.
-    """
-
-    def __init__(self, tls: Any = None) -> None:
-        self.data = load_directory_data()
-        self.tls = tls
-        self.requests: list[tuple[str, str | None]] = []
-        self.received: list[str] = []
-        self.canned: Any = None
-        self.port = 0
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-
-    @property
-    def base_url(self) -> str:
-        scheme = "https" if self.tls else "http"
-        host = "localhost" if self.tls else "127.0.0.1"
-        return f"{scheme}://{host}:{self.port}"
-
-    def start(self) -> JSONUserServer:
-        threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True).start()
-        if not self._ready.wait(10):
-            raise RuntimeError("JSON user server did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-
-    async def _main(self) -> None:
-        server_self = self
-
-        class Counted(tornado.web.RequestHandler):
-            def prepare(self) -> None:
-                server_self.received.append(self.request.uri or "")
-
-        class NotFound(Counted):
-            def prepare(self) -> None:
-                super().prepare()
-                raise tornado.web.HTTPError(404)
-
-        class Users(Counted):
-            async def get(self, mode: str, name: str) -> None:
-                server_self.requests.append((name, self.request.headers.get("Authorization")))
-                if self.request.headers.get("Authorization") != f"Bearer {TOKEN}":
-                    raise tornado.web.HTTPError(401)
-                if mode == "slow":
-                    assert server_self._stop is not None
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(server_self._stop.wait(), 3)
-                if mode == "error":
-                    raise tornado.web.HTTPError(500)
-                if mode == "html":
-                    self.write("<html><body>Please log in</body></html>")
-                    return
-                if mode == "huge":
-                    # a valid record followed by 3 MiB of padding, streamed in 64 KiB chunks
-                    doc = user_document(name, server_self.data) or {}
-                    doc["padding"] = "x" * (3 << 20)
-                    self.set_header("Content-Type", "application/json")
-                    text = json.dumps(doc).encode()
-                    for i in range(0, len(text), 1 << 16):
-                        self.write(text[i : i + (1 << 16)])
-                        await self.flush()
-                    return
-                if mode == "canned":
-                    self.set_header("Content-Type", "application/json")
-                    self.write(json.dumps(server_self.canned))
-                    return
-                if mode == "other":
-                    name = "bob"
-                doc = user_document(name, server_self.data)
-                if doc is None:
-                    raise tornado.web.HTTPError(404)
-                self.set_header("Content-Type", "application/json")
-                self.write(json.dumps(doc))
-
-        app = tornado.web.Application(
-            [(r"/(api|slow|error|html|other|huge|canned)/users/([^/]+)", Users)],
-            default_handler_class=NotFound,
-        )
-        ssl_options = None
-        if self.tls is not None:
-            import ssl
-
-            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ctx.load_cert_chain(self.tls.cert_file, self.tls.key_file)
-            ssl_options = ctx
-        server = HTTPServer(app, ssl_options=ssl_options)
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        server.add_sockets(sockets)
-        self.port = sockets[0].getsockname()[1]
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        self._ready.set()
-        await self._stop.wait()
-        server.stop()
-
-
-HTTP_FIELDS = {
-    "record_path": "data",
-    "uid_field": "posix.uidNumber",
-    "gid_field": "posix.gidNumber",
-    "home_field": "posix.homeDirectory",
-    "shell_field": "posix.loginShell",
-    "gecos_field": "displayName",
-}
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ auth_state. Only the hub's callback request handler is a stand-in (see tests/fix
 
 import pytest
 
-from nbspawner.directory.base import UserRecord
 from nbspawner.directory.cache import CachedDirectory
 from nbspawner.directory.oidc import OIDCClaimsDirectory
 from nbspawner.errors import InvalidRecord, UserNotFound
+from nbspawner.record import UserRecord
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +101,9 @@ async def test_non_numeric_uid_claim_is_a_refusal(provider_users):
         "not an integer",
         "oidc",
     )
-    assert info.value.log_message == "oidc: uid: 'abc' is not a plain decimal integer"
+    assert info.value.log_message == (
+        "oidc: uid: 'abc' is not a plain decimal integer (in the claims in auth_state['oauth_user'])"
+    )
 
 
 async def test_user_without_posix_claims_is_not_found(provider_users):

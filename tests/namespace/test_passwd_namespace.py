@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from nbspawner import passwd, passwd_hook
-from nbspawner.directory.base import UserRecord
 from nbspawner.errors import InvalidRecord
 from nbspawner.policy import GECOS_RE, MAX_ID, NAME_RE, SPECIAL_IDS, check_path
+from nbspawner.record import UserRecord
 
 from .helpers import IMAGE_SHAPES, IMAGES, SYSTEM_PYTHON, prerequisite_problems, run_scenario
 

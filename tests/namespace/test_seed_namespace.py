@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from nbspawner.directory.base import UserRecord
+from nbspawner.record import UserRecord
 from nbspawner.storage import build_storage
 from nbspawner.storage_config import StorageConfig
 

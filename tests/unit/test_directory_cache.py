@@ -5,9 +5,10 @@ import asyncio
 import pytest
 from prometheus_client import REGISTRY
 
-from nbspawner.directory.base import Directory, UserRecord
+from nbspawner.directory.base import Directory
 from nbspawner.directory.cache import CachedDirectory
 from nbspawner.errors import DirectoryError, InvalidRecord, UserNotFound
+from nbspawner.record import UserRecord
 
 
 class Clock:

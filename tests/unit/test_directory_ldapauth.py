@@ -6,9 +6,9 @@ LDAPAuthenticator against slapd.
 
 import pytest
 
-from nbspawner.directory.base import UserRecord
 from nbspawner.directory.ldapauth import LDAPAuthStateDirectory
 from nbspawner.errors import DirectoryError, InvalidRecord, UserNotFound
+from nbspawner.record import UserRecord
 
 GIDS = {"hpc": 2000, "physics": 3001, "gpu-users": 3002}
 GROUPS = "ou=groups,dc=example,dc=org"

@@ -6,9 +6,9 @@ tests/integration/test_directory_oidc.py.
 
 import pytest
 
-from nbspawner.directory.base import UserRecord
 from nbspawner.directory.oidc import OIDCClaimsDirectory
 from nbspawner.errors import DirectoryError, InvalidRecord, UserNotFound
+from nbspawner.record import UserRecord
 
 GIDS = {"hpc": 2000, "physics": 3001, "gpu-users": 3002}
 

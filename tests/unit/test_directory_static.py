@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from nbspawner.directory.base import UserRecord
 from nbspawner.directory.static import StaticDirectory
 from nbspawner.errors import ConfigError, DirectoryError, InvalidRecord, UserNotFound
+from nbspawner.record import UserRecord
 
 GOOD = textwrap.dedent(
     """\

@@ -12,10 +12,10 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from nbspawner import passwd, passwd_hook
-from nbspawner.directory.base import UserRecord
 from nbspawner.errors import ConfigError, InvalidRecord
 from nbspawner.passwd import PasswdHookConfig
 from nbspawner.policy import MAX_ID, NAME_RE
+from nbspawner.record import UserRecord
 
 IMAGES = Path(__file__).resolve().parents[1] / "data" / "images"
 

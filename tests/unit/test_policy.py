@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nbspawner.directory.base import UserRecord
 from nbspawner.errors import InvalidRecord
 from nbspawner.policy import NAME_RE, IdentityPolicy, check_path, validate_record
+from nbspawner.record import UserRecord
 
 GOOD = UserRecord(
     username="alice",

@@ -9,9 +9,9 @@ import pytest
 from kubespawner.objects import make_pod
 
 from nbspawner import passwd, passwd_hook, podpatch, security
-from nbspawner.directory.base import UserRecord
 from nbspawner.errors import UnsafePod
 from nbspawner.podpatch import apply_to_pod, manifest
+from nbspawner.record import UserRecord
 
 ALICE = UserRecord(
     "alice",

@@ -14,9 +14,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbspawner.directory.base import UserRecord
 from nbspawner.errors import ConfigError, StorageError
 from nbspawner.podpatch import restricted_container_security_context
+from nbspawner.record import UserRecord
 from nbspawner.storage import (
     SEED_SCRIPT_PATH,
     build_storage,

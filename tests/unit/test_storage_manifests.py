@@ -21,9 +21,9 @@ from jupyterhub.objects import Hub, Server
 from kubernetes_asyncio.client import ApiClient
 from traitlets.config import Config
 
-from nbspawner.directory.base import UserRecord
 from nbspawner.errors import ConfigError
 from nbspawner.podpatch import PodPatch
+from nbspawner.record import UserRecord
 from nbspawner.storage import build_storage, check_pod_conflicts
 from nbspawner.storage_config import HOME_VOLUME_NAME, SEED_CONTAINER_NAME, StorageConfig
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from nbspawner.directory.base import group_fields, refuse_impossible_username, username_problem
+from nbspawner.directory.values import group_fields, refuse_impossible_username, username_problem
 from nbspawner.errors import UserNotFound
 from nbspawner.ids import shown
 
