@@ -22,9 +22,9 @@ from typing import Any
 
 from traitlets import Bool, Dict, Unicode, default
 
-from ..errors import DirectoryError, UserNotFound
+from ..errors import UserNotFound
 from .ldap_entry import LDAPAttributes, group_name_from_dn
-from .mapped import MappedDirectory
+from .mapped import MappedDirectory, claims_from
 from .values import parse_str_list
 
 
@@ -55,14 +55,7 @@ class LDAPAuthStateDirectory(LDAPAttributes, MappedDirectory):
         return "memberOf"
 
     async def fetch(self, username: str, auth_state: Mapping[str, Any] | None) -> dict[str, Any]:
-        if auth_state is None:
-            raise DirectoryError(
-                f"ldapauth: no auth_state for {username!r}. Set Authenticator.enable_auth_state = "
-                "True (and JUPYTERHUB_CRYPT_KEY); users must log in again afterwards",
-                "Please log out and log in again so your account details can be read.",
-                reason="no_auth_state",
-            )
-        raw = auth_state.get("user_attributes")
+        raw = claims_from(auth_state, "user_attributes", username, self.name)
         attrs = {str(k).lower(): v for k, v in raw.items()} if isinstance(raw, Mapping) else {}
         found = self.entry_values(attrs, self.group_base)
         if found["uid"] is None or found["uid"] == []:
@@ -71,7 +64,7 @@ class LDAPAuthStateDirectory(LDAPAttributes, MappedDirectory):
                 f"{self.uid_attribute}. Does LDAPAuthenticator.auth_state_attributes list it, "
                 "and does the user's entry have one?"
             )
-        if self.use_ldap_groups:
+        if self.use_ldap_groups:  # auth_state is not None: claims_from checked it
             for dn in parse_str_list(auth_state.get("ldap_groups"), "groups", self.name):
                 group = group_name_from_dn(dn, self.group_name_attribute, self.group_base)
                 if group:

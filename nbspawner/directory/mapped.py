@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import InvalidRecord
+from ..errors import DirectoryError, InvalidRecord
 from ..record import UserRecord
 from .base import Directory
 from .values import (
@@ -89,3 +89,17 @@ class MappedDirectory(Directory):
             gids[name] = parse_int(value, "posix_groups", src)
         groups = group_fields(gid, names, gids, found.get("supplemental_gids"), source=src)
         return UserRecord(username=username, source=src, **record, **groups)
+
+
+def claims_from(auth_state: Mapping[str, Any] | None, key: str, username: str, source: str) -> Any:
+    """``auth_state[key]`` for the backends that read what the authenticator kept; a
+    DirectoryError telling the admin what to enable (and the user to log in again) if absent."""
+    relogin = "Please log out and log in again so your account details can be read."
+    if auth_state is None:
+        raise DirectoryError(
+            f"{source}: no auth_state for {username!r}. Set Authenticator.enable_auth_state = "
+            "True (and JUPYTERHUB_CRYPT_KEY); users must log in again afterwards",
+            relogin,
+            reason="no_auth_state",
+        )
+    return auth_state.get(key)

@@ -22,7 +22,7 @@ from traitlets import Bool, Dict, Unicode, Union
 from traitlets import Callable as CallableTrait
 
 from ..errors import DirectoryError, NBSpawnerError, UserNotFound
-from .mapped import MappedDirectory
+from .mapped import MappedDirectory, claims_from
 from .values import get_path
 
 
@@ -97,14 +97,7 @@ class OIDCClaimsDirectory(MappedDirectory):
     )
 
     async def fetch(self, username: str, auth_state: Mapping[str, Any] | None) -> dict[str, Any]:
-        if auth_state is None:
-            raise DirectoryError(
-                f"oidc: no auth_state for {username!r}. Set Authenticator.enable_auth_state = True "
-                "(and JUPYTERHUB_CRYPT_KEY); users must log in again afterwards",
-                "Please log out and log in again so your account details can be read.",
-                reason="no_auth_state",
-            )
-        claims = auth_state.get(self.auth_state_key)
+        claims = claims_from(auth_state, self.auth_state_key, username, self.name)
         if not isinstance(claims, Mapping):
             raise DirectoryError(
                 f"oidc: auth_state of {username!r} has no {self.auth_state_key!r} dict. Is "

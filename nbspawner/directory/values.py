@@ -100,12 +100,12 @@ def parse_str(value: Any, field_name: str, source: str, *, required: bool = True
     return value
 
 
-def parse_str_list(value: Any, field_name: str, source: str) -> tuple[str, ...]:
-    """A list of strings (or one string, or nothing) -> tuple of strings."""
+def _items(value: Any, field_name: str, source: str, scalars: tuple[type, ...]) -> list[Any]:
+    """``value`` as a list: nothing is ``[]``, one scalar is ``[value]``, a mapping is refused."""
     if value is None:
-        return ()
-    if isinstance(value, (str, bytes)):
-        value = [value]
+        return []
+    if isinstance(value, scalars):
+        return [value]
     if not isinstance(value, Iterable) or isinstance(value, Mapping):
         raise InvalidRecord(
             f"{source}: attribute for {field_name} is not a list",
@@ -113,22 +113,19 @@ def parse_str_list(value: Any, field_name: str, source: str) -> tuple[str, ...]:
             kind="not a list",
             source=source,
         )
-    return tuple(parse_str(v, field_name, source) for v in value)
+    return list(value)
+
+
+def parse_str_list(value: Any, field_name: str, source: str) -> tuple[str, ...]:
+    """A list of strings (or one string, or nothing) -> tuple of strings."""
+    items = _items(value, field_name, source, (str, bytes))
+    return tuple(parse_str(v, field_name, source) for v in items)
 
 
 def parse_int_list(value: Any, field_name: str, source: str) -> tuple[int, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, (str, bytes, int)):
-        value = [value]
-    if not isinstance(value, Iterable) or isinstance(value, Mapping):
-        raise InvalidRecord(
-            f"{source}: attribute for {field_name} is not a list",
-            field=field_name,
-            kind="not a list",
-            source=source,
-        )
-    return tuple(parse_int([v], field_name, source) for v in value)
+    """A list of ids (or one id, or nothing) -> tuple of ints."""
+    items = _items(value, field_name, source, (str, bytes, int))
+    return tuple(parse_int([v], field_name, source) for v in items)
 
 
 def get_path(data: Mapping[str, Any] | None, path: str) -> Any:
